@@ -1,0 +1,1 @@
+"""The hub daemon's parts: replica-set view, SSH service, master watch, collector, peer sync."""

@@ -1,0 +1,157 @@
+"""The hub's TOML config, validated at start so that a mistake names its key.
+
+Example (every key but hub.name, [[hubs]] and replset.uri has a default):
+
+    [hub]
+    name = "hub1"                       # this hub; must be one of [[hubs]]
+    workdir = "/var/lib/hubcluster"     # ppkeys/, masterfiles/, state
+    listen = "0.0.0.0:5308"             # the hub's SSH service
+    trust_keys_from = ["10.0.0.0/8"]    # networks allowed to register new client keys
+
+    [replset]
+    name = "CFEngineNova"
+    uri = "mongodb://h1:27017,h2:27017,h3:27017/?replicaSet=CFEngineNova"
+    max_staleness = "90s"               # bound for secondary reads
+
+    [[hubs]]                            # one per hub, in failover order
+    name = "hub1"
+    mongo = "h1:27017"                  # its replica-set member, as in the set's config
+    service = "h1:5308"                 # its SSH service, as clients reach it
+
+    [collector]
+    interval = "5m"
+    concurrency = 50
+    connect_timeout = "5s"
+    host_timeout = "30s"
+    ifelapsed = "1m"                    # minimum time between two pulls of one host
+    expireafter = "10m"                 # a pull running longer is cancelled and counted failed
+    batch_size = 500                    # reports per upsert batch
+    max_report_bytes = 1048576          # a larger report is rejected
+
+    [sync]
+    interval = "1m"
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubcluster.config_check import ConfigError, Section, load_toml
+
+DEFAULT_SERVICE_PORT = 5308
+
+
+@dataclass(frozen=True)
+class HubEntry:
+    name: str
+    mongo: str
+    service: str
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    interval: float = 300.0
+    concurrency: int = 50
+    connect_timeout: float = 5.0
+    host_timeout: float = 30.0
+    ifelapsed: float = 60.0
+    expireafter: float = 600.0
+    batch_size: int = 500
+    max_report_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    name: str
+    workdir: Path
+    listen: str
+    trust_keys_from: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    replset_name: str
+    mongo_uri: str
+    max_staleness: float
+    hubs: list[HubEntry]
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    sync_interval: float = 60.0
+
+    @property
+    def me(self) -> HubEntry:
+        return next(h for h in self.hubs if h.name == self.name)
+
+    def hub_for_member(self, member: str) -> HubEntry | None:
+        """The hub whose mongod is `member` (host:port as the replica set names it)."""
+        return next((h for h in self.hubs if h.mongo == member), None)
+
+    @property
+    def ppkeys(self) -> Path:
+        return self.workdir / "ppkeys"
+
+    @property
+    def masterfiles(self) -> Path:
+        return self.workdir / "masterfiles"
+
+
+def load_hub_config(path: str | Path) -> HubConfig:
+    """Read and validate a hub config; raises ConfigError naming the first bad key."""
+    data = load_toml(path)
+    try:
+        return parse_hub_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_hub_config(data: dict) -> HubConfig:
+    root = Section(data, "")
+    hub = root.table("hub", required=True)
+    replset = root.table("replset", required=True)
+    collector = root.table("collector")
+    sync = root.table("sync")
+    hubs = []
+    for entry in root.tables("hubs"):
+        hubs.append(
+            HubEntry(
+                name=entry.str("name", required=True),
+                mongo=entry.address("mongo", required=True),
+                service=entry.address("service", required=True),
+            )
+        )
+        entry.reject_unknown()
+    if not hubs:
+        raise ConfigError("hubs: at least one [[hubs]] entry is required")
+    for attr in ("name", "mongo", "service"):
+        seen = [getattr(h, attr) for h in hubs]
+        dupes = sorted({v for v in seen if seen.count(v) > 1})
+        if dupes:
+            raise ConfigError(f"hubs: duplicate {attr} {', '.join(dupes)}")
+    name = hub.str("name", required=True)
+    if name not in {h.name for h in hubs}:
+        raise ConfigError(f"hub.name: {name!r} is not one of the [[hubs]] names")
+    uri = replset.str("uri", required=True)
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(f"replset.uri: must start with mongodb:// , got {uri!r}")
+    settings = CollectorSettings(
+        interval=collector.duration("interval", 300.0, minimum=1.0),
+        concurrency=collector.int("concurrency", 50, minimum=1, maximum=10_000),
+        connect_timeout=collector.duration("connect_timeout", 5.0, minimum=0.1),
+        host_timeout=collector.duration("host_timeout", 30.0, minimum=0.1),
+        ifelapsed=collector.duration("ifelapsed", 60.0),
+        expireafter=collector.duration("expireafter", 600.0, minimum=0.1),
+        batch_size=collector.int("batch_size", 500, minimum=1),
+        max_report_bytes=collector.int("max_report_bytes", 1 << 20, minimum=1024),
+    )
+    config = HubConfig(
+        name=name,
+        workdir=Path(hub.str("workdir", "/var/lib/hubcluster")),
+        listen=hub.address("listen", f"0.0.0.0:{DEFAULT_SERVICE_PORT}"),
+        trust_keys_from=hub.networks("trust_keys_from", []),
+        replset_name=replset.str("name", "CFEngineNova"),
+        mongo_uri=uri,
+        max_staleness=replset.duration("max_staleness", 90.0, minimum=90.0),
+        hubs=hubs,
+        collector=settings,
+        sync_interval=sync.duration("interval", 60.0, minimum=1.0),
+    )
+    for section in (root, hub, replset, collector, sync):
+        section.reject_unknown()
+    return config

@@ -1,0 +1,140 @@
+"""Reading TOML config files with errors that name the file, the key and the problem."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hubcluster.durations import parse_duration
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key and the problem."""
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into one ConfigError line."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+
+
+class Section:
+    """One table of a config file; every getter names `where.key` when it refuses a value."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: must be a table, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self._used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def _get(self, key: str, default: Any, required: bool) -> Any:
+        self._used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self._name(key)}: missing (required)")
+            return default
+        return self.data[key]
+
+    def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self._get(key, default, required)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"{self._name(key)}: must be a non-empty string, got {value!r}")
+        return value
+
+    def int(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self._get(key, default, False)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self._name(key)}: must be an integer, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise ConfigError(f"{self._name(key)}: must be {bound}, got {value}")
+        return value
+
+    def duration(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = self._get(key, default, False)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self._name(key)}: {exc}") from None
+        if seconds < minimum:
+            raise ConfigError(f"{self._name(key)}: must be at least {minimum}s, got {value!r}")
+        return seconds
+
+    def address(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+        """A `host:port` string with a valid port."""
+        value = self.str(key, default, required)
+        if value is None:
+            return None
+        try:
+            split_address(value)
+        except ValueError as exc:
+            raise ConfigError(f"{self._name(key)}: {exc}") from None
+        return value
+
+    def networks(
+        self, key: str, default: list[str]
+    ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        value = self._get(key, default, False)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self._name(key)}: must be a list of CIDR strings, got {value!r}")
+        nets = []
+        for item in value:
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(f"{self._name(key)}: {item!r} is not a network (CIDR)") from None
+        return nets
+
+    def table(self, key: str, required: bool = False) -> Section:
+        return Section(self._get(key, {}, required), self._name(key))
+
+    def tables(self, key: str) -> list[Section]:
+        value = self._get(key, [], False)
+        if not isinstance(value, list):
+            raise ConfigError(f"{self._name(key)}: must be an array of tables ([[{key}]])")
+        return [Section(item, f"{self._name(key)}[{i}]") for i, item in enumerate(value)]
+
+    def reject_unknown(self) -> None:
+        """Typos are errors: an unknown key would otherwise be silently ignored."""
+        unknown = sorted(set(self.data) - self._used)
+        if unknown:
+            names = ", ".join(self._name(k) for k in unknown)
+            raise ConfigError(f"{names}: unknown key")
+
+
+def split_address(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """`host:port` (or `[v6]:port`, or `host` with a default port) -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ValueError(f"{text!r} has no host")
+    if not port_text:
+        if default_port is None:
+            raise ValueError(f"{text!r} has no port (expected host:port)")
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r} has an invalid port {port_text!r}")
+    return host, int(port_text)
