@@ -1,0 +1,76 @@
+"""Opening pymongo clients the same way everywhere: to the set, or straight to one member."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pymongo
+from pymongo import uri_parser
+from pymongo.errors import ConfigurationError, InvalidURI
+
+DB_NAME = "cfreport"
+# pymongo's floor: at 500 ms it notices a new primary well within a second.
+HEARTBEAT_MS = 500
+
+
+class MongoUriError(ValueError):
+    """A replica-set URI that cannot be used."""
+
+
+def parse(uri: str) -> dict[str, Any]:
+    try:
+        return uri_parser.parse_uri(uri, validate=True)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        raise MongoUriError(f"bad MongoDB URI {uri!r}: {exc}") from None
+
+
+def seed_hosts(uri: str) -> list[str]:
+    return [f"{host}:{port}" for host, port in parse(uri)["nodelist"]]
+
+
+def _shared_options(parsed: dict[str, Any]) -> dict[str, Any]:
+    # Credentials and TLS must follow a direct connection, the replica-set name must not.
+    keep = {}
+    if parsed.get("username"):
+        keep["username"] = parsed["username"]
+        keep["password"] = parsed.get("password")
+    for key, value in parsed.get("options", {}).items():
+        if key.lower() in (
+            "authsource",
+            "authmechanism",
+            "tls",
+            "ssl",
+            "tlscafile",
+            "tlscertificatekeyfile",
+            "tlsallowinvalidcertificates",
+        ):
+            keep[key] = value
+    return keep
+
+
+def connect(uri: str, timeout: float = 5.0, **kwargs: Any) -> pymongo.MongoClient:
+    """A client of the whole set, following the primary."""
+    parse(uri)
+    options = dict(
+        heartbeatFrequencyMS=HEARTBEAT_MS,
+        serverSelectionTimeoutMS=int(timeout * 1000),
+        connectTimeoutMS=int(min(timeout, 5.0) * 1000),
+        socketTimeoutMS=int(max(timeout, 10.0) * 1000),
+        appname="hubcluster",
+    )
+    options.update(kwargs)
+    return pymongo.MongoClient(uri, **options)
+
+
+def connect_member(uri: str, member: str, timeout: float = 5.0) -> pymongo.MongoClient:
+    """A client of one member only, for commands that act on that member (freeze, stepdown)."""
+    options = _shared_options(parse(uri))
+    return pymongo.MongoClient(
+        f"mongodb://{member}/",
+        directConnection=True,
+        serverSelectionTimeoutMS=int(timeout * 1000),
+        connectTimeoutMS=int(min(timeout, 5.0) * 1000),
+        socketTimeoutMS=int(max(timeout, 10.0) * 1000) + 60_000,
+        appname="hubcluster",
+        **options,
+    )

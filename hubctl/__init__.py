@@ -1,0 +1,1 @@
+"""hubctl: the operator's CLI for a hubcluster."""

@@ -1,0 +1,21 @@
+"""The hubctl entry point: one typer app assembled from the command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from hubctl import replset_commands
+from hubctl.lab import commands as lab_commands
+
+app = typer.Typer(
+    help="Operate a hubcluster: replica set, collector, keys, masterfiles, history, lab.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+replset_commands.register(app)
+app.add_typer(lab_commands.lab_app, name="lab")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,116 @@
+"""`hubctl lab ...`: run the replica-set stand-in and drive it from another shell."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+
+from hubcluster.durations import parse_duration
+from hubctl.output import EXIT_USAGE, fail, print_json, say
+
+lab_app = typer.Typer(help="A local lab: the replica-set stand-in and (later) a whole cluster.")
+
+
+@lab_app.command("mongo")
+def lab_mongo(
+    base_port: Annotated[
+        int | None, typer.Option("--base-port", help="Members listen on P, P+1, P+2")
+    ] = None,
+    members: Annotated[int, typer.Option("--members", help="How many members")] = 3,
+    name: Annotated[str, typer.Option("--name", help="Replica-set name")] = "CFEngineNova",
+    election_timeout: Annotated[
+        str, typer.Option("--election-timeout", help="How long members wait before an election")
+    ] = "2s",
+    control_port: Annotated[int, typer.Option("--control-port", help="0 picks a free port")] = 0,
+    initiate: Annotated[
+        bool, typer.Option("--initiate", help="Initiate the set and print what to try next")
+    ] = False,
+) -> None:
+    """Run the replica-set stand-in in the foreground: URI on line 1, control address on line 2."""
+    from hubctl.lab.standin import StandinCluster
+    from hubctl.lab.standin.control import serve_control
+
+    try:
+        timeout = parse_duration(election_timeout)
+    except ValueError as exc:
+        fail(f"--election-timeout: {exc}", EXIT_USAGE)
+    ports = [base_port + i for i in range(members)] if base_port else None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        cluster = StandinCluster(members, ports, name, timeout).start()
+    except OSError as exc:
+        fail(f"cannot start the stand-in: {exc}")
+    control = serve_control(cluster, control_port)
+    try:
+        sys.stdout.write(cluster.uri + "\n")
+        sys.stdout.write(f"127.0.0.1:{control.server_address[1]}\n")
+        sys.stdout.flush()
+        hint = "" if initiate else "initiate it with hubctl init-replset; "
+        sys.stderr.write(
+            f"stand-in replica set {name}: {members} members, election timeout {timeout:g}s; "
+            f"{hint}Ctrl-C stops it\n"
+        )
+        if initiate:
+            _initiate_and_guide(
+                cluster.uri, cluster.hosts, name, f"127.0.0.1:{control.server_address[1]}"
+            )
+        stop.wait()
+    finally:
+        control.shutdown()
+        cluster.stop()
+        sys.stderr.write("stand-in stopped\n")
+
+
+@lab_app.command("ctl")
+def lab_ctl(
+    action: Annotated[str, typer.Argument(help="kill, revive, isolate, heal or status")],
+    member: Annotated[str | None, typer.Argument(help="HOST:PORT or member index")] = None,
+    control: Annotated[str, typer.Option("--control", help="Control address from lab mongo")] = "",
+) -> None:
+    """Break or mend one stand-in member from another process."""
+    from hubctl.lab.standin.control import ControlError, control_request
+
+    if not control:
+        fail("--control ADDR is required (the second line `hubctl lab mongo` printed)", EXIT_USAGE)
+    if action != "status" and not member:
+        fail(f"{action} needs a MEMBER", EXIT_USAGE)
+    try:
+        answer = control_request(control, action, member)
+    except ControlError as exc:
+        fail(str(exc))
+    if action == "status":
+        print_json(answer)
+    else:
+        say(f"{answer['action']} {answer['member']}: done")
+
+
+def _initiate_and_guide(uri: str, hosts: list[str], name: str, control: str) -> None:
+    from rich.console import Console
+
+    from hub.replset import ReplicaSet
+    from hubctl.replset_commands import render_topology
+
+    rs = ReplicaSet(uri)
+    try:
+        rs.initiate(hosts, name)
+        topo = rs.topology()
+    finally:
+        rs.close()
+    out = Console(stderr=True)
+    out.print(render_topology(topo))
+    out.soft_wrap = True
+    out.print(
+        f"""Try, in another shell:
+  export HUBCTL_MONGO_URI='{uri}'
+  .venv/bin/hubctl status
+  .venv/bin/hubctl stepdown --to {hosts[-1]}
+  .venv/bin/hubctl lab ctl --control {control} kill {hosts[-1]}
+  .venv/bin/hubctl status --json""",
+        highlight=False,
+    )

@@ -1,0 +1,77 @@
+"""The stand-in's control API over HTTP on loopback, so the lab can break members from outside."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from hubctl.lab.standin.cluster import StandinCluster
+
+ACTIONS = ("kill", "revive", "isolate", "heal")
+
+
+class ControlError(RuntimeError):
+    """The control server refused or could not be reached."""
+
+
+def serve_control(cluster: StandinCluster, port: int = 0) -> ThreadingHTTPServer:
+    """Serve `cluster`'s kill/revive/isolate/heal/status on 127.0.0.1:`port` in a thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, doc: dict[str, Any]) -> None:
+            body = json.dumps(doc).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            if self.path.rstrip("/") == "/status":
+                self._send(200, cluster.status())
+            else:
+                self._send(404, {"error": f"unknown path {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            parts = self.path.strip("/").split("/", 1)
+            if len(parts) != 2 or parts[0] not in ACTIONS:
+                self._send(404, {"error": f"use POST /{{{','.join(ACTIONS)}}}/MEMBER"})
+                return
+            action, member = parts
+            try:
+                name = getattr(cluster, action)(member)
+            except KeyError as exc:
+                self._send(404, {"error": exc.args[0]})
+                return
+            self._send(200, {"member": name, "action": action, "status": cluster.status()})
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, name="standin-control", daemon=True).start()
+    return server
+
+
+def control_request(address: str, action: str, member: str | None = None) -> dict[str, Any]:
+    """Ask the control server at `address` (host:port) to act; returns its JSON answer."""
+    if action == "status":
+        request = urllib.request.Request(f"http://{address}/status")
+    elif action in ACTIONS and member:
+        request = urllib.request.Request(f"http://{address}/{action}/{member}", method="POST")
+    else:
+        raise ControlError(
+            f"unknown action {action!r} (use {', '.join(ACTIONS)} MEMBER, or status)"
+        )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise ControlError(f"{action} {member}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ControlError(f"cannot reach the stand-in control at {address}: {exc}") from None

@@ -1,0 +1,162 @@
+"""hubctl's replica-set commands end to end: output, JSON shape, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from hubctl.app import app
+from tests.conftest import wait_until
+
+runner = CliRunner()
+
+
+def hubctl(*args: str, env: dict | None = None):
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def status_json(uri: str) -> tuple[int, dict]:
+    result = hubctl("status", "--json", "--mongo", uri)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_init_replset_then_status_json(standin):
+    members = [arg for h in standin.hosts for arg in ("--member", h)]
+    result = hubctl("init-replset", *members, "--election-timeout", "500ms")
+    assert result.exit_code == 0, result.output
+    assert "CFEngineNova: initiated" in result.stdout
+    again = hubctl("init-replset", *members)
+    assert again.exit_code == 0 and "already initiated" in again.stdout
+    other = hubctl("init-replset", *members[:4])
+    assert other.exit_code == 1
+    assert f"it also has {standin.hosts[2]}" in other.stderr
+    code, doc = status_json(standin.uri)
+    assert code == 0
+    assert doc["set"] == "CFEngineNova" and doc["primary"] in standin.hosts
+    assert [set(m) for m in doc["members"]] == [
+        {"name", "state", "health", "priority", "lag_seconds", "frozen_until"}
+    ] * 3
+
+
+def test_status_exit_codes_follow_health(replset):
+    assert status_json(replset.uri)[0] == 0
+    code, doc = status_json(replset.uri)
+    secondary = next(m["name"] for m in doc["members"] if m["state"] == "SECONDARY")
+    replset.kill(secondary)
+    wait_until(lambda: status_json(replset.uri)[0] == 1, 20, what="degraded status")
+    table = hubctl("status", "--mongo", replset.uri)
+    assert "DOWN" in table.stdout and secondary in table.stdout
+    replset.kill(doc["primary"])
+    wait_until(lambda: status_json(replset.uri)[0] == 2, 20, what="no-primary status")
+
+
+def test_env_var_gives_the_cluster(replset):
+    result = hubctl("status", env={"HUBCTL_MONGO_URI": replset.uri})
+    assert result.exit_code == 0 and "PRIMARY" in result.stdout
+
+
+def test_config_file_gives_the_cluster(replset, tmp_path):
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(
+        f'[hub]\nname = "hub1"\n[replset]\nuri = "{replset.uri}"\n'
+        f'[[hubs]]\nname = "hub1"\nmongo = "{replset.hosts[0]}"\nservice = "127.0.0.1:5308"\n'
+    )
+    result = hubctl("status", "--config", str(cfg))
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[hub]\nname = "hub1"\n[replset]\nuri = "http://x"\n[[hubs]]\nname="hub1"\nmongo="a:1"\nservice="a:2"\n'
+    )
+    result = hubctl("status", "--config", str(bad))
+    assert result.exit_code == 2 and "replset.uri: must start with mongodb://" in result.stderr
+
+
+def test_stepdown_to_and_freeze_unfreeze(replset):
+    code, doc = status_json(replset.uri)
+    target = next(m["name"] for m in doc["members"] if m["state"] == "SECONDARY")
+    result = hubctl("stepdown", "--to", target, "--seconds", "30", "--mongo", replset.uri)
+    assert result.exit_code == 0, result.output
+    assert f"{target} is primary" in result.stdout
+    assert status_json(replset.uri)[1]["primary"] == target
+    other = next(
+        m["name"] for m in doc["members"] if m["name"] != target and m["state"] == "SECONDARY"
+    )
+    assert hubctl("freeze", other, "5m", "--mongo", replset.uri).exit_code == 0
+    frozen = {m["name"]: m["frozen_until"] for m in status_json(replset.uri)[1]["members"]}
+    assert frozen[other] is not None
+    assert hubctl("unfreeze", other, "--mongo", replset.uri).exit_code == 0
+    assert all(m["frozen_until"] is None for m in status_json(replset.uri)[1]["members"])
+    plain = hubctl("stepdown", "--seconds", "30", "--mongo", replset.uri)
+    assert plain.exit_code == 0 and f"{target} stepped down" in plain.stdout
+
+
+def test_maintenance_window_shows_in_status(replset):
+    primary = status_json(replset.uri)[1]["primary"]
+    result = hubctl("maintenance", "start", primary, "--for", "4h", "--mongo", replset.uri)
+    assert result.exit_code == 0, result.output
+    code, doc = status_json(replset.uri)
+    assert doc["maintenance"]["member"] == primary
+    assert "maintenance window open for" in hubctl("status", "--mongo", replset.uri).stdout
+    assert hubctl("maintenance", "end", "--mongo", replset.uri).exit_code == 0
+    assert "maintenance" not in status_json(replset.uri)[1]
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["freeze", "{primary}", "60"], 1, "cannot freeze node when primary"),
+        (["freeze", "127.0.0.1:1", "60"], 1, "127.0.0.1:1 is not a member of the set"),
+        (["freeze", "{primary}", "soon"], 2, "not a duration: 'soon'"),
+        (["freeze", "nohost", "60"], 2, "has no port"),
+        (["maintenance", "start", "{primary}", "--for", "0"], 2, "--for must be longer than 0"),
+        (["stepdown", "--seconds", "5", "--catch-up", "10"], 2, "--catch-up must be shorter"),
+    ],
+)
+def test_failures_are_one_clear_line(replset, args, code, message):
+    primary = status_json(replset.uri)[1]["primary"]
+    args = [a.format(primary=primary) for a in args]
+    result = hubctl(*args, "--mongo", replset.uri)
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_stepdown_with_everyone_frozen_fails_clearly(replset):
+    doc = status_json(replset.uri)[1]
+    for m in doc["members"]:
+        if m["state"] == "SECONDARY":
+            assert hubctl("freeze", m["name"], "60", "--mongo", replset.uri).exit_code == 0
+    result = hubctl("stepdown", "--seconds", "10", "--catch-up", "1", "--mongo", replset.uri)
+    assert result.exit_code == 1
+    assert "No electable secondaries caught up" in result.stderr
+
+
+def test_unreachable_cluster_and_bad_uri_from_a_real_shell():
+    env = dict(os.environ)
+    env.pop("HUBCTL_MONGO_URI", None)
+    cmd = [sys.executable, "-c", "from hubctl.app import main; main()"]
+    bad = subprocess.run(
+        cmd + ["status", "--mongo", "mongodb://x:1,,/"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "bad MongoDB URI" in bad.stderr and "Traceback" not in bad.stderr
+    down = subprocess.run(
+        cmd + ["status", "--mongo", "mongodb://127.0.0.1:9/?replicaSet=x", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert down.returncode == 3 and "cannot reach any member" in down.stderr
+    assert "Traceback" not in down.stderr
+    nothing = subprocess.run(cmd + ["status"], capture_output=True, text=True, env=env, timeout=60)
+    assert nothing.returncode == 2 and "no cluster given" in nothing.stderr
