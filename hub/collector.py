@@ -1,0 +1,283 @@
+"""The hub master's collector: pull reports from every client, store them once, move cursors.
+
+A round: for each registered host whose lock allows it (`ifelapsed` since its last good
+pull), with bounded concurrency, over an SSH connection kept from the last round, ask the
+client's report service for records after the stored cursor, store them with majority
+write concern as idempotent upserts keyed by (host key, seq), then advance the cursor.
+Asking `--since N` is also the client's licence to prune up to N, so N only ever names
+reports already stored on a majority. The first `NotWritablePrimary` or write-concern
+failure ends the round at once: a deposed or isolated master must not write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import asyncssh
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    NotPrimaryError,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WriteConcernError,
+)
+
+from hub.config import CollectorSettings
+from hub.report_records import parse_report_lines
+from hub.store import HubStore
+
+log = logging.getLogger("hubcluster.collector")
+
+KeyLookup = Callable[[str], asyncssh.SSHKey | None]
+
+
+class Deposed(Exception):
+    """This hub may no longer write: it is not primary, or a majority cannot acknowledge."""
+
+
+@dataclass
+class RoundFigures:
+    hub: str
+    started: dt.datetime
+    finished: dt.datetime | None = None
+    seconds: float = 0.0
+    hosts: int = 0
+    pulled: int = 0
+    skipped: int = 0
+    stored: int = 0
+    rejected: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    aborted: str | None = None
+
+    def summary(self) -> str:
+        text = (
+            f"round on {self.hub}: {self.pulled}/{self.hosts} hosts pulled, {self.stored} reports "
+            f"stored, {len(self.failed)} failed, {self.skipped} skipped, {self.seconds:.2f}s"
+        )
+        return f"{text}; aborted: {self.aborted}" if self.aborted else text
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        # Host keys hold no dots, but keep the document safe for MongoDB field names anyway.
+        doc["failed"] = [{"host": h, "reason": r} for h, r in self.failed.items()]
+        return doc
+
+
+def _is_deposing(exc: BaseException) -> bool:
+    if isinstance(exc, NotPrimaryError | WriteConcernError | ServerSelectionTimeoutError):
+        return True
+    if isinstance(exc, BulkWriteError):
+        return bool(exc.details.get("writeConcernErrors"))
+    return isinstance(exc, AutoReconnect)
+
+
+class Collector:
+    """Collects on behalf of `hub`; one instance lives as long as hubd, across master changes."""
+
+    def __init__(
+        self,
+        store: HubStore,
+        settings: CollectorSettings,
+        hub: str,
+        hub_key: asyncssh.SSHKey,
+        key_lookup: KeyLookup,
+        is_master: Callable[[], bool],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.hub = hub
+        self.hub_key = hub_key
+        self.key_lookup = key_lookup
+        self.is_master = is_master
+        self._connections: dict[str, asyncssh.SSHClientConnection] = {}
+        self.last_round: RoundFigures | None = None
+        self.progress: dict[str, int] = {}
+
+    # ----- a round ----------------------------------------------------------------------
+    async def run_round(self) -> RoundFigures:
+        figures = RoundFigures(hub=self.hub, started=dt.datetime.now(dt.UTC))
+        t0 = time.monotonic()
+        if not self.is_master():
+            figures.aborted = "not master"
+            return self._finish(figures, t0, record=False)
+        try:
+            hosts = await asyncio.to_thread(self.store.hosts)
+            cursors = await asyncio.to_thread(self.store.cursors)
+        except PyMongoError as exc:
+            figures.aborted = f"cannot read hosts: {exc}"
+            return self._finish(figures, t0, record=False)
+        figures.hosts = len(hosts)
+        due = [h for h in hosts if self._due(cursors.get(h["_id"]), figures)]
+        self.progress = {"due": len(due), "done": 0}
+        limit = asyncio.Semaphore(self.settings.concurrency)
+        tasks = [asyncio.create_task(self._pull_bounded(limit, h, cursors, figures)) for h in due]
+        try:
+            for finished in asyncio.as_completed(tasks):
+                await finished
+                self.progress["done"] += 1
+        except Deposed as exc:
+            figures.aborted = f"stopped writing: {exc}"
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            log.warning("collector on %s stops at once: %s", self.hub, exc)
+            return self._finish(figures, t0, record=False)
+        return self._finish(figures, t0, record=True)
+
+    def _finish(self, figures: RoundFigures, t0: float, record: bool) -> RoundFigures:
+        figures.finished = dt.datetime.now(dt.UTC)
+        figures.seconds = time.monotonic() - t0
+        self.last_round = figures
+        if figures.aborted != "not master":
+            log.info("%s", figures.summary())
+        if record:
+            try:
+                # One small write at the end of a round; not worth a thread hop.
+                self.store.record_round(figures.to_doc())
+            except PyMongoError as exc:
+                log.warning("could not record the round's figures: %s", exc)
+        return figures
+
+    def _due(self, cursor: dict[str, Any] | None, figures: RoundFigures) -> bool:
+        last = (cursor or {}).get("last_pull")
+        if last is None:
+            return True
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=dt.UTC)
+        if (dt.datetime.now(dt.UTC) - last).total_seconds() < self.settings.ifelapsed:
+            figures.skipped += 1
+            return False
+        return True
+
+    async def _pull_bounded(
+        self, limit: asyncio.Semaphore, host: dict, cursors: dict, figures: RoundFigures
+    ) -> None:
+        sha = host["_id"]
+        label = f"{host.get('hostname', '?')} ({sha[:12]})"
+        async with limit:
+            started = dt.datetime.now(dt.UTC)
+            since = int((cursors.get(sha) or {}).get("seq", 0))
+            why = None
+            try:
+                async with asyncio.timeout(self.settings.expireafter) as deadline:
+                    stored = await self._pull(host, since, started, figures)
+            except Deposed:
+                raise
+            except TimeoutError as exc:
+                if deadline.expired():
+                    why = f"cancelled after expireafter {self.settings.expireafter:g}s"
+                else:
+                    why = _describe(exc)
+            except (OSError, asyncssh.Error, ValueError) as exc:
+                why = _describe(exc)
+            except PyMongoError as exc:
+                if _is_deposing(exc):
+                    raise Deposed(f"{type(exc).__name__}: {exc}") from None
+                why = f"database: {exc}"
+            if why is not None:
+                await self._drop_connection(sha)
+                await self._failed(figures, sha, label, started, why)
+                return
+            figures.pulled += 1
+            figures.stored += stored
+            log.debug("pulled %s: %d new reports", label, stored)
+
+    async def _failed(
+        self, figures: RoundFigures, sha: str, label: str, when: dt.datetime, why: str
+    ) -> None:
+        figures.failed[sha] = why
+        log.warning("pull from %s failed: %s", label, why)
+        try:
+            await asyncio.to_thread(self.store.mark_pull, sha, when, why)
+        except PyMongoError as exc:
+            if _is_deposing(exc):
+                raise Deposed(f"{type(exc).__name__}: {exc}") from None
+
+    async def _pull(
+        self, host: dict, since: int, started: dt.datetime, figures: RoundFigures
+    ) -> int:
+        sha = host["_id"]
+        conn = await self._connection(host)
+        stored_total = 0
+        while True:
+            command = f"reports --since {since} --limit {self.settings.batch_size}"
+            result = await conn.run(command, check=False, timeout=self.settings.host_timeout)
+            if result.exit_status != 0:
+                raise ValueError(f"report service said: {str(result.stderr).strip()[:200]}")
+            parsed = parse_report_lines(str(result.stdout), since, self.settings.max_report_bytes)
+            try:
+                if parsed.rejected:
+                    await asyncio.to_thread(
+                        self.store.store_rejected, sha, parsed.rejected, self.hub
+                    )
+                    figures.rejected += len(parsed.rejected)
+                    for bad in parsed.rejected:
+                        log.warning(
+                            "rejected report %d of %s: %s", bad["seq"], sha[:12], bad["reason"]
+                        )
+                stored_total += await asyncio.to_thread(
+                    self.store.store_reports, sha, parsed.records, self.hub
+                )
+                seqs = [r["seq"] for r in parsed.records] + [r["seq"] for r in parsed.rejected]
+                newest = max(seqs, default=since)
+                await asyncio.to_thread(self.store.advance_cursor, sha, newest, started)
+            except PyMongoError as exc:
+                if _is_deposing(exc):
+                    raise Deposed(f"{type(exc).__name__}: {exc}") from None
+                raise
+            if parsed.error:
+                raise ValueError(f"malformed report after seq {newest}: {parsed.error}")
+            if len(seqs) < self.settings.batch_size:
+                return stored_total
+            since = newest
+
+    # ----- connections --------------------------------------------------------------
+    async def _connection(self, host: dict) -> asyncssh.SSHClientConnection:
+        sha = host["_id"]
+        conn = self._connections.get(sha)
+        if conn is not None and not conn.is_closed():
+            return conn
+        key = self.key_lookup(sha)
+        if key is None:
+            raise ValueError("no key in ppkeys/ for this host (revoked or never registered here)")
+        conn = await asyncssh.connect(
+            host["address"],
+            int(host["report_port"]),
+            username="hubcluster",
+            client_keys=[self.hub_key],
+            known_hosts=([key], [], []),
+            connect_timeout=self.settings.connect_timeout,
+            login_timeout=self.settings.connect_timeout,
+            keepalive_interval=30,
+        )
+        self._connections[sha] = conn
+        return conn
+
+    async def _drop_connection(self, sha: str) -> None:
+        conn = self._connections.pop(sha, None)
+        if conn is not None:
+            conn.close()
+
+    async def close(self) -> None:
+        for sha in list(self._connections):
+            await self._drop_connection(sha)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return f"host key does not match ppkeys/ ({exc.reason})"
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return "the report service refused the hub key"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
