@@ -1,0 +1,145 @@
+"""The `client-agent` command: bootstrap, run, serve; one-line errors, meaningful exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from client_agent.agent_run import EXIT_NOT_READY, run_agent
+from client_agent.bootstrap import EXIT_USAGE, BootstrapError, bootstrap
+from client_agent.config import AgentConfig, resolve_config
+from client_agent.report_service import start_report_service
+from client_agent.spool import Spool
+from client_agent.state import ClientState, StateError
+from hubcluster.config_check import ConfigError, split_address
+from hubcluster.keys import KeyFileError
+
+app = typer.Typer(
+    help="The hubcluster client agent: bootstrap to a hub, run the policy, serve reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WorkdirOption = Annotated[
+    Path | None, typer.Option("--workdir", help="Client workdir (default settings otherwise).")
+]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="Client TOML config file.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"client-agent: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _setup(config_file: Path | None, workdir: Path | None, verbose: bool) -> AgentConfig:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("asyncssh").setLevel(logging.ERROR)
+    try:
+        return resolve_config(config_file, workdir)
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_NOT_READY) from None
+
+
+@app.command("bootstrap")
+def bootstrap_command(
+    hub: Annotated[str, typer.Argument(help="The hub to bootstrap to: HOST[:PORT] (port 5308).")],
+    hub_fingerprint: Annotated[
+        str | None,
+        typer.Option("--hub-fingerprint", help="The hub key's SHA256:... fingerprint to pin."),
+    ] = None,
+    trust_on_first_use: Annotated[
+        bool,
+        typer.Option("--trust-on-first-use", help="Pin whatever key the hub presents now."),
+    ] = False,
+    workdir: WorkdirOption = None,
+    config_file: ConfigOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Make this client's key pair, verify the hub key, register, and fetch the policy."""
+    config = _setup(config_file, workdir, verbose)
+    try:
+        result = asyncio.run(bootstrap(config, hub, hub_fingerprint, trust_on_first_use))
+    except BootstrapError as exc:
+        raise _fail(str(exc), exc.exit_code) from None
+    except (KeyFileError, StateError, OSError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    typer.echo(result.summary())
+    if result.problems:
+        raise typer.Exit(2)
+
+
+@app.command("run")
+def run_command(
+    workdir: WorkdirOption = None,
+    config_file: ConfigOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """One agent run: find a hub, follow the master, update the policy, run it, spool reports."""
+    config = _setup(config_file, workdir, verbose)
+    try:
+        result = asyncio.run(run_agent(config))
+    except (KeyFileError, StateError) as exc:
+        raise _fail(str(exc), EXIT_NOT_READY) from None
+    stream = sys.stdout if result.exit_code == 0 else sys.stderr
+    print(result.summary(), file=stream)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("serve")
+def serve_command(
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="ADDR:PORT to listen on (config: serve.listen).")
+    ] = None,
+    workdir: WorkdirOption = None,
+    config_file: ConfigOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Serve this client's reports to the hub's collector until stopped."""
+    config = _setup(config_file, workdir, verbose)
+    try:
+        address = split_address(listen or config.listen)
+    except ValueError as exc:
+        raise _fail(f"--listen: {exc}", EXIT_NOT_READY) from None
+    state = ClientState(config.workdir)
+    problem = state.bootstrap_problem()
+    if problem:
+        raise _fail(f"not bootstrapped ({problem}); run client-agent bootstrap", EXIT_NOT_READY)
+    try:
+        asyncio.run(_serve(state, address, config.spool_max_bytes))
+    except (KeyFileError, StateError) as exc:
+        raise _fail(str(exc), EXIT_NOT_READY) from None
+    except OSError as exc:
+        raise _fail(
+            f"cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}", 2
+        ) from None
+
+
+async def _serve(state: ClientState, address: tuple[str, int], max_bytes: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with Spool(state.spool_dir, max_bytes) as spool:
+        acceptor = await start_report_service(state, address, spool)
+        typer.echo(f"client-agent: serving reports on {address[0]}:{acceptor.get_port()}")
+        try:
+            await stop.wait()
+        finally:
+            acceptor.close()
+            await acceptor.wait_closed()
+
+
+def main() -> None:
+    app()

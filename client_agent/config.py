@@ -1,0 +1,92 @@
+"""The client's TOML config, validated at start so that a mistake names its key.
+
+Example (every key has a default; a bare `--workdir DIR` gives the same defaults):
+
+    [agent]
+    workdir = "/var/lib/hubcluster-agent"   # keys, policy, spool, locks
+    hostname = "web1.example.com"           # default: this host's name
+    connect_timeout = "3s"                  # per hub tried during a run
+    run_interval = "5m"                     # how often the timer runs the agent
+
+    [serve]
+    listen = "0.0.0.0:5309"                 # the report service the collector pulls from
+
+    [spool]
+    max_bytes = 10485760                    # the oldest unacknowledged reports go past this
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubcluster.config_check import ConfigError, Section, load_toml, split_address
+
+DEFAULT_CONFIG = Path("/etc/hubcluster/agent.toml")
+DEFAULT_WORKDIR = Path("/var/lib/hubcluster-agent")
+DEFAULT_LISTEN = "0.0.0.0:5309"
+DEFAULT_SPOOL_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    workdir: Path
+    hostname: str | None = None
+    connect_timeout: float = 3.0
+    run_interval: float = 300.0
+    listen: str = DEFAULT_LISTEN
+    spool_max_bytes: int = DEFAULT_SPOOL_BYTES
+
+    @property
+    def host_name(self) -> str:
+        """The configured name, or this host's own."""
+        return self.hostname or socket.gethostname()
+
+    @property
+    def report_port(self) -> int:
+        return split_address(self.listen)[1]
+
+    @classmethod
+    def for_workdir(cls, workdir: str | Path) -> AgentConfig:
+        return cls(workdir=Path(workdir))
+
+
+def load_agent_config(path: str | Path) -> AgentConfig:
+    """Read and validate a client config; raises ConfigError naming the first bad key."""
+    data = load_toml(path)
+    try:
+        return parse_agent_config(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_agent_config(data: dict) -> AgentConfig:
+    root = Section(data, "")
+    agent = root.table("agent")
+    serve = root.table("serve")
+    spool = root.table("spool")
+    config = AgentConfig(
+        workdir=Path(agent.str("workdir", str(DEFAULT_WORKDIR))),
+        hostname=agent.str("hostname"),
+        connect_timeout=agent.duration("connect_timeout", 3.0, minimum=0.1),
+        run_interval=agent.duration("run_interval", 300.0, minimum=1.0),
+        listen=serve.address("listen", DEFAULT_LISTEN),
+        spool_max_bytes=spool.int("max_bytes", DEFAULT_SPOOL_BYTES, minimum=4096),
+    )
+    for section in (root, agent, serve, spool):
+        section.reject_unknown()
+    return config
+
+
+def resolve_config(config_file: Path | None, workdir: Path | None) -> AgentConfig:
+    """The config the CLI options ask for: a file, a bare workdir, or the system default."""
+    if config_file is not None and workdir is not None:
+        raise ConfigError("give --config or --workdir, not both")
+    if config_file is not None:
+        return load_agent_config(config_file)
+    if workdir is not None:
+        return AgentConfig.for_workdir(workdir)
+    if DEFAULT_CONFIG.exists():
+        return load_agent_config(DEFAULT_CONFIG)
+    return AgentConfig.for_workdir(DEFAULT_WORKDIR)

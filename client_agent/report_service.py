@@ -1,0 +1,133 @@
+"""`client-agent serve`: the report service the hub master's collector pulls from.
+
+Its host key is the client's own pair (the hub checks it against `ppkeys/`), and the only
+key allowed in is the pinned hub key. One command: `reports --since N [--limit M]` answers
+the records after N as JSON lines; asking with N also acknowledges everything up to N,
+since the collector only asks from a cursor it has stored on a majority.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+
+import asyncssh
+
+from client_agent.spool import Spool
+from client_agent.state import ClientState
+from hubcluster.keys import key_fingerprint
+from hubcluster.messages import report_line
+
+log = logging.getLogger("hubcluster.agent")
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 100_000
+USAGE = "usage: reports --since N [--limit M]"
+
+
+class ReportServer(asyncssh.SSHServer):
+    """One connection: only the pinned hub key authenticates."""
+
+    def __init__(self, state: ClientState) -> None:
+        self._state = state
+        self._address = "?"
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        peer = conn.get_extra_info("peername")
+        self._address = str(peer[0]) if peer else "?"
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        # Read on every attempt, so a re-bootstrap to a re-keyed hub needs no restart.
+        hub_key = self._state.pinned_hub_key()
+        if hub_key is not None and key.public_data == hub_key.public_data:
+            return True
+        log.warning(
+            "report service: refused key %s from %s (only the pinned hub key may connect)",
+            key_fingerprint(key),
+            self._address,
+        )
+        return False
+
+
+def parse_reports_command(command: str) -> tuple[int, int]:
+    """(since, limit) of a `reports` command; ValueError with a usage message otherwise."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {USAGE}") from None
+    if not words or words[0] != "reports":
+        raise ValueError(f"unknown command {command[:60]!r}; {USAGE}")
+    values: dict[str, int] = {}
+    rest = words[1:]
+    while rest:
+        option = rest.pop(0)
+        if option not in ("--since", "--limit") or not rest or option in values:
+            raise ValueError(f"unexpected {option!r}; {USAGE}")
+        text = rest.pop(0)
+        if not text.isdigit():
+            raise ValueError(f"{option} needs a non-negative integer, got {text!r}")
+        values[option] = int(text)
+    if "--since" not in values:
+        raise ValueError(f"--since is required; {USAGE}")
+    limit = values.get("--limit", DEFAULT_LIMIT)
+    if not 0 < limit <= MAX_LIMIT:
+        raise ValueError(f"--limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    return values["--since"], limit
+
+
+def _answer(spool: Spool, since: int, limit: int) -> str:
+    spool.acknowledge(since)
+    return "".join(report_line(r) + "\n" for r in spool.read_since(since, limit))
+
+
+async def _serve_process(spool: Spool, process: asyncssh.SSHServerProcess) -> None:
+    command = process.command
+    if command is None:
+        process.stderr.write(f"only commands are offered; {USAGE}\n")
+        process.exit(2)
+        return
+    try:
+        since, limit = parse_reports_command(command)
+    except ValueError as exc:
+        process.stderr.write(f"{exc}\n")
+        process.exit(2)
+        return
+    try:
+        text = await asyncio.to_thread(_answer, spool, since, limit)
+    except ValueError as exc:  # e.g. acknowledging beyond what was handed out
+        process.stderr.write(f"{exc}\n")
+        process.exit(1)
+        return
+    process.stdout.write(text)
+    process.exit(0)
+
+
+async def start_report_service(
+    state: ClientState, listen: tuple[str, int], spool: Spool
+) -> asyncssh.SSHAcceptor:
+    """Serve `spool` on `listen` ((host, port); port 0 picks one) until the acceptor closes."""
+    host_key = state.client_key()
+    host, port = listen
+    acceptor = await asyncssh.listen(
+        host,
+        port,
+        server_factory=lambda: ReportServer(state),
+        server_host_keys=[host_key],
+        process_factory=lambda process: _serve_process(spool, process),
+        allow_pty=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        login_timeout=30,
+        config=None,
+    )
+    log.info(
+        "report service on %s:%d, host key %s", host, acceptor.get_port(), key_fingerprint(host_key)
+    )
+    return acceptor

@@ -1,0 +1,84 @@
+"""`hubd`: prepare a hub's workdir (`init`) and run the hub (`run`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hub.config import load_hub_config
+from hub.keystore import KeyStore
+from hubcluster.config_check import ConfigError
+from hubcluster.keys import KeyFileError, ensure_key_pair, key_fingerprint
+
+app = typer.Typer(
+    help="The hub daemon: SSH service, master watch, collector, peer sync.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ConfigArg = Annotated[Path, typer.Option("--config", help="The hub's TOML config")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"hubd: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("init")
+def init(config: ConfigArg = Path("/etc/hubcluster/hub.toml")) -> None:
+    """Create the workdir and the hub key pair (if missing); print the key's fingerprint."""
+    try:
+        cfg = load_hub_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    keystore = KeyStore(cfg.ppkeys)
+    try:
+        cfg.ppkeys.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (cfg.masterfiles / "releases").mkdir(parents=True, exist_ok=True)
+        key, created = ensure_key_pair(keystore.hub_private_key_path)
+    except (OSError, KeyFileError) as exc:
+        raise _fail(f"cannot prepare {cfg.workdir}: {exc}") from None
+    verb = "created" if created else "kept the existing"
+    typer.echo(f"{cfg.name}: {verb} hub key pair {key_fingerprint(key)} in {cfg.ppkeys}")
+
+
+@app.command("run")
+def run(
+    config: ConfigArg = Path("/etc/hubcluster/hub.toml"),
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Run the hub until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        cfg = load_hub_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    if not KeyStore(cfg.ppkeys).hub_private_key_path.exists():
+        raise _fail(f"no hub key in {cfg.ppkeys}; run `hubd init --config {config}` first", 2)
+    from hub.node import HubNode
+
+    async def main() -> None:
+        node = HubNode(cfg)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, node.request_stop)
+        await node.run()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        raise _fail(f"cannot start: {exc}") from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,298 @@
+"""Masterfiles releases on a hub: content-addressed trees, switched in atomically.
+
+Layout under the masterfiles root (`WORKDIR/masterfiles`):
+
+    releases/<release_id>/                 the files of one release, never changed once there
+    releases/<release_id>.manifest.json    its canonical manifest; present = release complete
+    current -> releases/<release_id>       switched by renaming a new symlink over it
+
+The release id is the first 16 hex digits of the SHA-256 of the canonical manifest, so two
+hubs holding the same tree name it the same, and a client can check a manifest it fetched
+against the id it was told. Clients fetch `<release_id>/<path>` rather than `current/...`,
+so a switch in the middle of their download cannot mix two releases.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from client_agent.promises import PromisesError, load_promises
+from hubcluster.atomic import atomic_write_bytes, fsync_dir
+from hubcluster.messages import (
+    MANIFEST_SUFFIX,
+    ManifestEntry,
+    MessageError,
+    encode_manifest,
+    is_release_id,
+    parse_manifest,
+    release_id,
+    tree_hash,
+)
+
+__all__ = [
+    "KEEP_RELEASES",
+    "MasterfilesError",
+    "build_manifest",
+    "current_release",
+    "current_release_id",
+    "list_releases",
+    "manifest_path",
+    "publish_release",
+    "release_dir",
+    "releases_dir",
+    "switch_current",
+    "tree_hash",
+    "verify_release",
+]
+
+RELEASES = "releases"
+CURRENT = "current"
+PROMISES_FILE = "promises.toml"
+KEEP_RELEASES = 3
+# Version-control metadata is not policy; publishing from a checkout should not ship it.
+_SKIPPED_DIRS = {".git", ".svn", ".hg"}
+_CHUNK = 1 << 20
+
+
+class MasterfilesError(ValueError):
+    """A release that cannot be built, published or read; the message says which and why."""
+
+
+def releases_dir(masterfiles_root: Path) -> Path:
+    return Path(masterfiles_root) / RELEASES
+
+
+def release_dir(masterfiles_root: Path, release: str) -> Path:
+    return releases_dir(masterfiles_root) / release
+
+
+def manifest_path(masterfiles_root: Path, release: str) -> Path:
+    return releases_dir(masterfiles_root) / (release + MANIFEST_SUFFIX)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _walk_files(directory: Path) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, absolute path) of every regular file, refusing links and devices."""
+    for current, dirnames, filenames in os.walk(directory, followlinks=False):
+        base = Path(current)
+        for name in list(dirnames):
+            if name in _SKIPPED_DIRS:
+                dirnames.remove(name)
+            elif (base / name).is_symlink():
+                raise MasterfilesError(
+                    f"{base / name}: is a symlink; masterfiles hold regular files only"
+                )
+        for name in filenames:
+            path = base / name
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                raise MasterfilesError(f"{path}: is a symlink; masterfiles hold regular files only")
+            if not stat.S_ISREG(st.st_mode):
+                raise MasterfilesError(f"{path}: is not a regular file")
+            yield path.relative_to(directory).as_posix(), path
+
+
+def build_manifest(directory: Path) -> list[ManifestEntry]:
+    """The manifest of a tree of files, sorted by path."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise MasterfilesError(f"{root}: not a directory")
+    entries = []
+    for rel, path in _walk_files(root):
+        st = path.stat()
+        entries.append(ManifestEntry(rel, file_sha256(path), st.st_size, stat.S_IMODE(st.st_mode)))
+    return sorted(entries, key=lambda e: e.path)
+
+
+@contextmanager
+def _publish_lock(masterfiles_root: Path) -> Iterator[None]:
+    """One writer at a time: operator publishes and peer-sync installs must not interleave."""
+    releases = releases_dir(masterfiles_root)
+    releases.mkdir(parents=True, exist_ok=True)
+    with open(Path(masterfiles_root) / ".publish.lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(guard, fcntl.LOCK_UN)
+
+
+def _copy_verified(source: Path, target: Path, entry: ManifestEntry) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    if digest.hexdigest() != entry.sha256:
+        raise MasterfilesError(f"{source}: changed while it was being published; publish again")
+    os.chmod(target, entry.mode)
+
+
+def publish_release(masterfiles_root: Path, source_dir: Path, keep: int = KEEP_RELEASES) -> str:
+    """Validate `source_dir`, install it as a release, switch `current` to it; return its id.
+
+    The promises file is checked first: a policy that clients could not run is refused.
+    Publishing a tree that is already a release just switches `current` back to it.
+    """
+    source = Path(source_dir)
+    promises = source / PROMISES_FILE
+    if not promises.is_file():
+        raise MasterfilesError(f"{source}: no {PROMISES_FILE}; refusing to publish")
+    try:
+        load_promises(promises)
+    except PromisesError as exc:
+        raise MasterfilesError(f"refusing to publish: {exc}") from None
+    entries = build_manifest(source)
+    rid = release_id(entries)
+    root = Path(masterfiles_root)
+    with _publish_lock(root):
+        if not _is_complete(root, rid):
+            releases = releases_dir(root)
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{rid}-", dir=releases))
+            try:
+                for entry in entries:
+                    _copy_verified(source / entry.path, staging / entry.path, entry)
+                _commit_staged(root, rid, staging, encode_manifest(entries))
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        else:
+            # Republishing an old tree makes it the newest for pruning purposes.
+            os.utime(manifest_path(root, rid))
+        switch_current(root, rid)
+        _prune(root, keep)
+    return rid
+
+
+def _commit_staged(root: Path, rid: str, staging: Path, manifest: bytes) -> None:
+    """Move a fully written tree into place; the manifest last, since it marks completeness."""
+    os.chmod(staging, 0o755)
+    target = release_dir(root, rid)
+    if target.exists():
+        # A tree without a manifest is a crash's leftover: never trusted, replaced whole.
+        shutil.rmtree(target)
+    os.rename(staging, target)
+    atomic_write_bytes(manifest_path(root, rid), manifest)
+    fsync_dir(releases_dir(root))
+
+
+def _is_complete(root: Path, rid: str) -> bool:
+    return release_dir(root, rid).is_dir() and manifest_path(root, rid).is_file()
+
+
+def switch_current(masterfiles_root: Path, release: str) -> None:
+    """Point `current` at a complete release, atomically (a new symlink renamed over the old)."""
+    root = Path(masterfiles_root)
+    if not _is_complete(root, release):
+        raise MasterfilesError(f"release {release} is not complete on this hub")
+    link = root / CURRENT
+    tmp = root / f".{CURRENT}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(f"{RELEASES}/{release}", tmp)
+    os.replace(tmp, link)
+    fsync_dir(root)
+
+
+def current_release_id(masterfiles_root: Path) -> str | None:
+    """The id `current` points at (no manifest read: cheap enough for every `master` call)."""
+    try:
+        target = os.readlink(Path(masterfiles_root) / CURRENT)
+    except (FileNotFoundError, OSError):
+        return None
+    rid = os.path.basename(target.rstrip("/"))
+    return rid if is_release_id(rid) else None
+
+
+def read_manifest(masterfiles_root: Path, release: str) -> list[ManifestEntry]:
+    path = manifest_path(masterfiles_root, release)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MasterfilesError(f"release {release}: no manifest at {path}") from None
+    try:
+        return parse_manifest(data, expected_release=release)
+    except MessageError as exc:
+        raise MasterfilesError(str(exc)) from None
+
+
+def current_release(masterfiles_root: Path) -> tuple[str, list[ManifestEntry]] | None:
+    """(id, manifest) of the release `current` points at, or None if nothing is published."""
+    rid = current_release_id(masterfiles_root)
+    if rid is None:
+        return None
+    return rid, read_manifest(masterfiles_root, rid)
+
+
+def list_releases(masterfiles_root: Path) -> list[str]:
+    """Complete releases, newest first (by when they were last published)."""
+    releases = releases_dir(masterfiles_root)
+    found = []
+    try:
+        names = os.listdir(releases)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.endswith(MANIFEST_SUFFIX):
+            rid = name[: -len(MANIFEST_SUFFIX)]
+            if is_release_id(rid) and (releases / rid).is_dir():
+                found.append(((releases / name).stat().st_mtime, rid))
+    return [rid for _, rid in sorted(found, reverse=True)]
+
+
+def _prune(root: Path, keep: int) -> None:
+    releases = releases_dir(root)
+    current = current_release_id(root)
+    complete = list_releases(root)
+    kept = set(complete[:keep]) | ({current} if current else set())
+    for rid in complete:
+        if rid not in kept:
+            # Manifest first: a half-removed tree must never look complete.
+            manifest_path(root, rid).unlink(missing_ok=True)
+            shutil.rmtree(releases / rid, ignore_errors=True)
+    for name in os.listdir(releases):
+        path = releases / name
+        if name.startswith(".staging-") or (is_release_id(name) and name not in kept):
+            # Leftovers of a crashed publish; safe to remove while we hold the lock.
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def verify_release(masterfiles_root: Path, release: str) -> list[str]:
+    """Problems found comparing a release's files with its manifest (empty = intact)."""
+    try:
+        entries = read_manifest(masterfiles_root, release)
+    except MasterfilesError as exc:
+        return [str(exc)]
+    base = release_dir(masterfiles_root, release)
+    problems = []
+    listed = {e.path for e in entries}
+    for entry in entries:
+        path = base / entry.path
+        if not path.is_file() or path.is_symlink():
+            problems.append(f"{entry.path}: missing")
+        elif file_sha256(path) != entry.sha256:
+            problems.append(f"{entry.path}: content differs from the manifest")
+    try:
+        extra = [rel for rel, _ in _walk_files(base) if rel not in listed]
+    except MasterfilesError as exc:
+        problems.append(str(exc))
+        extra = []
+    problems.extend(f"{rel}: not in the manifest" for rel in extra)
+    return problems

@@ -1,0 +1,321 @@
+"""The hub's SSH service: `master`, `register`, and read-only SFTP of the masterfiles.
+
+Its host key is the hub key pair shared by all hubs, so a client that pinned it can talk to
+any hub. What a connection may do depends on its role (see hub.ssh_auth); the commands of
+each role are one table, so peer commands are added by adding rows.
+
+hubd wires three hooks: `master_info()` (the replica set's view), `on_register(record)` (the
+host's database row) and `on_contact(sha, address)` ("last seen"). Tests inject their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+from asyncssh.sftp import MIN_SFTP_VERSION
+
+from hub.config import HubConfig
+from hub.keystore import KeyRevoked, KeyStore
+from hub.masterfiles import current_release_id, releases_dir
+from hub.sftp_masterfiles import release_sftp_factory
+from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
+from hubcluster.config_check import split_address
+from hubcluster.keys import key_fingerprint, load_private_key
+from hubcluster.messages import MasterInfo, MessageError, RegisterReply, RegisterRequest
+
+log = logging.getLogger("hubcluster.ssh")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MasterInfoProvider = Callable[[], Awaitable[MasterInfo]]
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """A registered client as the hub records it: key SHA, name, address, report port."""
+
+    sha: str
+    hostname: str
+    address: str
+    report_port: int
+
+
+RegisterHook = Callable[[HostRecord], Awaitable[None]]
+ContactHook = Callable[[str, str], Awaitable[None]]
+
+# Exit statuses of commands, so a client can tell a refusal from its own mistake.
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_BAD_REQUEST = 2
+EXIT_HUB_ERROR = 3
+
+MAX_REQUEST_BYTES = 64 * 1024
+REQUEST_TIMEOUT = 10.0
+PROVIDER_TIMEOUT = 5.0
+
+
+class CommandError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Command = Callable[["HubService", Identity, "asyncssh.SSHServerProcess[str]", str], Awaitable[str]]
+
+
+class HubService:
+    """State shared by all connections of one hub's SSH service."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        master_info: MasterInfoProvider,
+        trust_keys_from: Sequence[Network] = (),
+        on_register: RegisterHook | None = None,
+        on_contact: ContactHook | None = None,
+        name: str = "hub",
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.name = name
+        self.keystore = KeyStore(self.workdir / "ppkeys")
+        self.hub_key = load_private_key(self.keystore.hub_private_key_path)
+        self.masterfiles = self.workdir / "masterfiles"
+        self.releases = releases_dir(self.masterfiles)
+        self.releases.mkdir(parents=True, exist_ok=True)
+        self.trust_keys_from = list(trust_keys_from)
+        self.master_info = master_info
+        self.on_register = on_register
+        self.on_contact = on_contact
+        self._background: set[asyncio.Task] = set()
+
+    # ----- connections ------------------------------------------------------------------
+    def server(self) -> HubSSHServer:
+        return HubSSHServer(self.hub_key, self.keystore, self._session, self._authenticated)
+
+    def _authenticated(self, identity: Identity) -> None:
+        # Every client connects every run: per-connection lines are debug, decisions are info.
+        log.debug("%s: %s connected", self.name, identity.label)
+        if identity.role is Role.CLIENT and self.on_contact is not None:
+            task = asyncio.get_running_loop().create_task(self._contact(identity))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _contact(self, identity: Identity) -> None:
+        assert self.on_contact is not None
+        try:
+            await self.on_contact(identity.sha, identity.address)
+        except Exception as exc:  # a last-seen write must never break a client's session
+            log.warning("%s: could not record contact from %s: %s", self.name, identity.label, exc)
+
+    def _session(self, identity: Identity) -> asyncssh.SSHServerProcess:
+        sftp = None
+        if identity.role in (Role.CLIENT, Role.PEER):
+            sftp = release_sftp_factory(self.releases, identity.label)
+        return asyncssh.SSHServerProcess(
+            lambda process: self._run(identity, process), sftp, MIN_SFTP_VERSION, False
+        )
+
+    async def _run(self, identity: Identity, process: asyncssh.SSHServerProcess) -> None:
+        command = process.command
+        if command is None:
+            what = f"subsystem {process.subsystem}" if process.subsystem else "a shell"
+            self._finish(process, EXIT_BAD_REQUEST, "", f"{what} is not offered; run a command")
+            return
+        name, _, rest = command.strip().partition(" ")
+        allowed = COMMANDS[identity.role]
+        handler = allowed.get(name)
+        if handler is None:
+            known = ", ".join(sorted(allowed)) or "nothing"
+            if any(name in table for table in COMMANDS.values()):
+                message = (
+                    f"{name!r} is not allowed for {identity.role.value} keys (allowed: {known})"
+                )
+                status = EXIT_REFUSED
+            else:
+                message = f"unknown command {name!r} (allowed: {known})"
+                status = EXIT_BAD_REQUEST
+            log.warning("%s: refused %s: %s", self.name, identity.label, message)
+            self._finish(process, status, "", message)
+            return
+        try:
+            output = await handler(self, identity, process, rest.strip())
+        except CommandError as exc:
+            self._finish(process, exc.status, "", str(exc))
+            return
+        except Exception as exc:
+            log.exception("%s: %s failed for %s", self.name, name, identity.label)
+            self._finish(process, EXIT_HUB_ERROR, "", f"{name} failed on the hub: {exc}")
+            return
+        self._finish(process, EXIT_OK, output, "")
+
+    @staticmethod
+    def _finish(process: asyncssh.SSHServerProcess, status: int, out: str, err: str) -> None:
+        if out:
+            process.stdout.write(out if out.endswith("\n") else out + "\n")
+        if err:
+            process.stderr.write(err + "\n")
+        process.exit(status)
+
+    # ----- commands ---------------------------------------------------------------------
+    async def cmd_master(
+        self, identity: Identity, process: asyncssh.SSHServerProcess, args: str
+    ) -> str:
+        if args:
+            raise CommandError(EXIT_BAD_REQUEST, "master takes no arguments")
+        try:
+            info = await asyncio.wait_for(self.master_info(), PROVIDER_TIMEOUT)
+        except Exception as exc:
+            log.error("%s: cannot tell %s who is master: %s", self.name, identity.label, exc)
+            raise CommandError(
+                EXIT_HUB_ERROR, f"the hub cannot tell who is master now: {exc}"
+            ) from None
+        # Clients fetch the files this hub serves, so the release named must be this hub's.
+        info = dataclasses.replace(info, release=current_release_id(self.masterfiles))
+        return info.to_json()
+
+    async def cmd_register(
+        self, identity: Identity, process: asyncssh.SSHServerProcess, args: str
+    ) -> str:
+        text = args or await _read_request(process)
+        try:
+            request = RegisterRequest.from_json(text)
+        except MessageError as exc:
+            raise CommandError(EXIT_BAD_REQUEST, str(exc)) from None
+        fingerprint = key_fingerprint(identity.key)
+        if identity.role is Role.UNREGISTERED and not self._trusted(identity.address):
+            nets = ", ".join(map(str, self.trust_keys_from)) or "nothing"
+            log.warning(
+                "%s: refused registration of %s (%s) from %s: trust_keys_from (%s) "
+                "does not include it",
+                self.name,
+                request.hostname,
+                fingerprint,
+                identity.address,
+                nets,
+            )
+            raise CommandError(
+                EXIT_REFUSED,
+                f"registration refused: this hub's trust_keys_from does not include your "
+                f"address {identity.address}; register from a trusted network or ask the "
+                "hub operator to add it",
+            )
+        try:
+            sha, new = self.keystore.add(identity.key)
+        except KeyRevoked:
+            raise CommandError(EXIT_REFUSED, "registration refused: this key was revoked") from None
+        record = HostRecord(sha, request.hostname, identity.address, request.report_port)
+        if self.on_register is not None:
+            try:
+                await self.on_register(record)
+            except Exception as exc:
+                log.error("%s: could not record host %s: %s", self.name, request.hostname, exc)
+                raise CommandError(
+                    EXIT_HUB_ERROR,
+                    f"the hub stored your key but could not record the host ({exc}); "
+                    "run bootstrap again",
+                ) from None
+        log.info(
+            "%s: registered %s %s (%s) from %s, report port %d",
+            self.name,
+            "new client" if new else "client",
+            request.hostname,
+            fingerprint,
+            identity.address,
+            request.report_port,
+        )
+        return RegisterReply(
+            sha, request.hostname, identity.address, request.report_port, new
+        ).to_json()
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = peer_ip(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trust_keys_from if net.version == ip.version)
+
+
+async def _read_request(process: asyncssh.SSHServerProcess) -> str:
+    """The JSON request on stdin, up to EOF, bounded in size and time."""
+    chunks: list[str] = []
+    size = 0
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            while chunk := await process.stdin.read(4096):
+                size += len(chunk)
+                if size > MAX_REQUEST_BYTES:
+                    raise CommandError(EXIT_BAD_REQUEST, "request too large")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise CommandError(
+            EXIT_BAD_REQUEST, "no request on stdin (send JSON and close it)"
+        ) from None
+    return "".join(chunks)
+
+
+COMMANDS: dict[Role, dict[str, Command]] = {
+    Role.CLIENT: {"master": HubService.cmd_master, "register": HubService.cmd_register},
+    Role.PEER: {"master": HubService.cmd_master},
+    Role.UNREGISTERED: {"register": HubService.cmd_register},
+}
+
+
+async def start_hub_service(
+    workdir: Path,
+    listen: str | tuple[str, int],
+    master_info: MasterInfoProvider,
+    trust_keys_from: Sequence[Network] = (),
+    on_register: RegisterHook | None = None,
+    on_contact: ContactHook | None = None,
+    name: str = "hub",
+) -> asyncssh.SSHAcceptor:
+    """Listen on `listen` and serve until the acceptor is closed.
+
+    `listen` is `host:port`, or a (host, port) pair where port 0 lets the system pick one.
+    """
+    service = HubService(workdir, master_info, trust_keys_from, on_register, on_contact, name)
+    host, port = split_address(listen) if isinstance(listen, str) else listen
+    acceptor = await asyncssh.listen(
+        host,
+        port,
+        server_factory=service.server,
+        server_host_keys=[service.hub_key],
+        allow_pty=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        login_timeout=30,
+        keepalive_interval=60,
+        config=None,
+    )
+    log.info(
+        "%s: SSH service on %s:%d, hub key %s",
+        name,
+        host,
+        acceptor.get_port(),
+        key_fingerprint(service.hub_key),
+    )
+    return acceptor
+
+
+async def start_hub_service_from_config(
+    config: HubConfig,
+    master_info: MasterInfoProvider,
+    on_register: RegisterHook | None = None,
+    on_contact: ContactHook | None = None,
+) -> asyncssh.SSHAcceptor:
+    """The same, with workdir, listen address, trust_keys_from and name from the hub config."""
+    return await start_hub_service(
+        config.workdir,
+        config.listen,
+        master_info,
+        config.trust_keys_from,
+        on_register,
+        on_contact,
+        config.name,
+    )

@@ -1,0 +1,163 @@
+"""`client-agent serve`: only the pinned hub key gets in; `reports --since N` reads and acks."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from client_agent.agent_run import run_agent
+from client_agent.bootstrap import bootstrap
+from client_agent.report_service import parse_reports_command, start_report_service
+from client_agent.spool import Spool
+from client_agent.state import ClientState
+from hub.report_records import parse_report_lines
+from tests.sshsvc.harness import client_config
+
+
+@pytest.fixture
+def serving(make_hubs, loop_thread, tmp_path):
+    hubs = make_hubs()
+    hubs.publish({"a.txt": "a"})
+    config = client_config(tmp_path)
+    asyncio.run(bootstrap(config, hubs.addresses[0], hub_fingerprint=hubs.fingerprint))
+    for _ in range(2):
+        asyncio.run(run_agent(config))  # four records: outcome + inventory, twice
+    state = ClientState(config.workdir)
+    spool = Spool(state.spool_dir, config.spool_max_bytes)
+    acceptor = loop_thread.run(start_report_service(state, ("127.0.0.1", 0), spool))
+    yield hubs, state, spool, acceptor.get_port()
+    loop_thread.close_acceptor(acceptor)
+    spool.close()
+
+
+async def pull(port: int, key, client_key, command: str) -> asyncssh.SSHCompletedProcess:
+    # As the collector connects: the hub key, and the client's key checked against ppkeys/.
+    async with asyncssh.connect(
+        "127.0.0.1",
+        port,
+        username="hubcluster",
+        client_keys=[key],
+        known_hosts=([client_key.convert_to_public()], [], []),
+        agent_path=None,
+        config=None,
+        connect_timeout=5,
+    ) as conn:
+        return await conn.run(command, check=False, timeout=10)
+
+
+def test_hub_key_pulls_reports_as_the_collector_reads_them(serving):
+    hubs, state, spool, port = serving
+    client_key = state.client_key()
+    result = asyncio.run(pull(port, hubs.hub_key, client_key, "reports --since 0 --limit 3"))
+    assert result.exit_status == 0, result.stderr
+    parsed = parse_report_lines(result.stdout, 0, 1 << 20)
+    assert parsed.error is None and parsed.rejected == []
+    assert [r["seq"] for r in parsed.records] == [1, 2, 3]
+    assert [r["kind"] for r in parsed.records] == ["outcome", "inventory", "outcome"]
+    assert parsed.records[1]["payload"]["hostname"] == "client1"
+
+    result = asyncio.run(pull(port, hubs.hub_key, client_key, "reports --since 3"))
+    assert [r["seq"] for r in parse_report_lines(result.stdout, 3, 1 << 20).records] == [4]
+    assert spool.status()["acked_seq"] == 3 and spool.status()["records"] == 1
+
+    result = asyncio.run(pull(port, hubs.hub_key, client_key, "reports --since 4"))
+    assert result.exit_status == 0 and result.stdout == ""
+    assert spool.status()["records"] == 0
+
+
+def test_any_key_but_the_hubs_is_refused(serving, make_hubs):
+    hubs, state, _, port = serving
+    client_key = state.client_key()
+    strangers = [
+        client_key,  # the client's own key
+        asyncssh.generate_private_key("ssh-ed25519"),
+        make_hubs(name="other").hub_key,  # another cluster's hub key
+    ]
+    for key in strangers:
+        with pytest.raises(asyncssh.PermissionDenied):
+            asyncio.run(pull(port, key, client_key, "reports --since 0"))
+    assert state.pinned_hub_key() is not None
+
+
+def test_wrong_client_host_key_is_detected_by_the_hub_side(serving):
+    hubs, _, _, port = serving
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    with pytest.raises(asyncssh.HostKeyNotVerifiable):
+        asyncio.run(pull(port, hubs.hub_key, impostor, "reports --since 0"))
+
+
+def test_anything_but_reports_is_refused(serving):
+    hubs, state, spool, port = serving
+    client_key = state.client_key()
+    for command, status, problem in [
+        ("cat /etc/passwd", 2, "unknown command"),
+        ("reports", 2, "--since is required"),
+        ("reports --since -1", 2, "non-negative integer"),
+        ("reports --since 0 --limit 0", 2, "--limit must be between"),
+        ("reports --since 0 --since 1", 2, "unexpected '--since'"),
+        ("reports --since 99", 1, "cannot acknowledge seq 99"),
+    ]:
+        result = asyncio.run(pull(port, hubs.hub_key, client_key, command))
+        assert result.exit_status == status, (command, result.stderr)
+        assert problem in result.stderr, (command, result.stderr)
+    assert spool.status()["acked_seq"] == 0  # no refused command acknowledged anything
+
+    async def sftp() -> None:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username="hubcluster",
+            client_keys=[hubs.hub_key],
+            known_hosts=([client_key.convert_to_public()], [], []),
+            agent_path=None,
+            config=None,
+        ) as conn:
+            with pytest.raises(asyncssh.ChannelOpenError):
+                await conn.start_sftp_client()
+
+    asyncio.run(sftp())
+
+
+def test_parse_reports_command():
+    assert parse_reports_command("reports --since 5") == (5, 1000)
+    assert parse_reports_command("reports --limit 7 --since 0") == (0, 7)
+    with pytest.raises(ValueError, match="unexpected '--frob'"):
+        parse_reports_command("reports --since 1 --frob 2")
+
+
+def test_cli_serve_runs_until_terminated(make_hubs, tmp_path):
+    hubs = make_hubs()
+    hubs.publish({"a.txt": "a"})
+    config = client_config(tmp_path)
+    asyncio.run(bootstrap(config, hubs.addresses[0], hub_fingerprint=hubs.fingerprint))
+    asyncio.run(run_agent(config))
+    agent = Path(sys.executable).with_name("client-agent")
+    with socket.socket() as probe:  # a free port; the CLI, like users, must name one
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [agent, "serve", "--listen", f"127.0.0.1:{free}", "--workdir", str(config.workdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "serving reports on 127.0.0.1:" in line, proc.stderr.read()
+        port = int(line.rsplit(":", 1)[1])
+        client_key = ClientState(config.workdir).client_key()
+        result = asyncio.run(pull(port, hubs.hub_key, client_key, "reports --since 0"))
+        assert [r["seq"] for r in parse_report_lines(result.stdout, 0, 1 << 20).records] == [1, 2]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
