@@ -212,6 +212,10 @@ class Collector:
             if result.exit_status != 0:
                 raise ValueError(f"report service said: {str(result.stderr).strip()[:200]}")
             parsed = parse_report_lines(str(result.stdout), since, self.settings.max_report_bytes)
+            if not self.is_master():
+                # pymongo would retry our writes on the new primary; the role, not the
+                # database, decides who collects.
+                raise Deposed("this hub is no longer master")
             try:
                 if parsed.rejected:
                     await asyncio.to_thread(

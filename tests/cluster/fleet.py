@@ -1,0 +1,92 @@
+"""A fleet of real client report services on loopback, registered with a hub, for the collector.
+
+Each client has its own workdir (key pair, pinned hub key, spool) and runs the product's
+report service (`client_agent.report_service`) in the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+from client_agent.report_service import start_report_service
+from client_agent.spool import Spool
+from client_agent.state import ClientState
+from hub.keystore import KeyStore
+from hub.store import HubStore
+from hubcluster.keys import ensure_key_pair, key_sha
+
+
+@dataclass
+class Client:
+    name: str
+    state: ClientState
+    spool: Spool
+    sha: str
+    acceptor: asyncssh.SSHAcceptor | None = None
+    produced: list[int] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        assert self.acceptor is not None
+        return self.acceptor.get_port()
+
+    def produce(self, n: int) -> None:
+        """One agent run's worth of reports: a compliance record and inventories."""
+        items = [("compliance", {"outcomes": [{"name": "motd", "status": "kept"}]})]
+        items += [("inventory", {"os": "linux", "i": i}) for i in range(n - 1)]
+        self.produced.extend(self.spool.append_many(items))
+
+
+class Fleet:
+    def __init__(self, root: Path, hub_workdir: Path) -> None:
+        self.root = root
+        self.keystore = KeyStore(hub_workdir / "ppkeys")
+        self.hub_key, _ = ensure_key_pair(self.keystore.hub_private_key_path)
+        self.clients: list[Client] = []
+
+    def make(self, count: int, reports_each: int = 3) -> list[Client]:
+        made = []
+        for i in range(len(self.clients), len(self.clients) + count):
+            state = ClientState(self.root / f"client{i}")
+            key, _ = state.ensure_key_pair()
+            state.pin_hub_key(self.hub_key)
+            client = Client(f"client{i}", state, Spool(state.spool_dir), key_sha(key))
+            client.produce(reports_each)
+            self.keystore.add(key)
+            made.append(client)
+        self.clients.extend(made)
+        return made
+
+    async def serve(self, clients: list[Client] | None = None) -> None:
+        for client in clients or self.clients:
+            client.acceptor = await start_report_service(
+                client.state, ("127.0.0.1", 0), client.spool
+            )
+
+    def register(self, store: HubStore, clients: list[Client] | None = None) -> None:
+        for client in clients or self.clients:
+            store.record_host(client.sha, client.name, "127.0.0.1", client.port, hub="hub1")
+
+    async def close(self) -> None:
+        for client in self.clients:
+            if client.acceptor is not None:
+                client.acceptor.close()
+                await client.acceptor.wait_closed()
+
+
+def stored_seqs(store: HubStore, client: Client) -> list[int]:
+    docs = store.db["reports"].find({"host": client.sha}, {"seq": 1}).sort("seq", 1)
+    return [d["seq"] for d in docs]
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
