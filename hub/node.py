@@ -55,6 +55,8 @@ class HubNode:
             lambda: self.watch.state.is_master,
         )
         self._round: asyncio.Task | None = None
+        self._release: str | None = None
+        self._release_since: dt.datetime | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -149,6 +151,7 @@ class HubNode:
             await self._round
         except asyncio.CancelledError:
             log.info("%s cancelled its round: no longer master", self.name)
+        await self._publish_state()
 
     # ----- state for `hubctl status` and `hubctl check` ----------------------------------
     def state_fields(self) -> dict[str, Any]:
@@ -157,8 +160,14 @@ class HubNode:
             "member": self.config.me.mongo,
             "service": self.config.me.service,
         }
-        fields["release"] = current_release_id(self.config.masterfiles)
+        release = current_release_id(self.config.masterfiles)
+        if release != self._release:
+            self._release, self._release_since = release, now_utc()
+        fields["release"] = release
+        fields["release_since"] = self._release_since
         fields["keys"] = len(self.keystore.keys())
+        running = self._round is not None and not self._round.done()
+        fields["round_progress"] = dict(self.collector.progress) if running else None
         last = self.collector.last_round
         if last is not None and last.finished is not None:
             fields["last_round"] = {"finished": last.finished, "summary": last.summary()}

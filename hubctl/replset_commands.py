@@ -109,6 +109,7 @@ def status(
     """Members and their state. Exit 0 healthy, 1 degraded, 2 no primary, 3 unreachable."""
     with replset(mongo, config, timeout) as rs:
         topo = rs.topology()
+        side = hub_side(rs.uri) if topo.initiated else None
     if not topo.initiated:
         if as_json:
             print_json({"set": None, "primary": None, "members": [], "initiated": False})
@@ -116,9 +117,14 @@ def status(
             say("the replica set is not initiated yet (run hubctl init-replset)")
         raise typer.Exit(2)
     if as_json:
-        print_json(topo.to_json())
+        doc = topo.to_json()
+        if side:
+            doc.update(side)
+        print_json(doc)
     else:
         show(topo)
+        if side:
+            console.print(render_hub_side(side))
     raise typer.Exit(topo.health_code(max_lag))
 
 
@@ -210,3 +216,77 @@ def register(app: typer.Typer) -> None:
     app.command("unfreeze")(unfreeze)
     app.command("stepdown")(stepdown)
     app.add_typer(maintenance_app, name="maintenance")
+
+
+def hub_side(uri: str, stale_after: float = 900.0) -> dict | None:
+    """Which hub collects, its last round, each hub's release and keys, fresh vs stale clients."""
+    from pymongo.errors import PyMongoError
+
+    from hub.events import now_utc
+    from hub.mongo import connect
+    from hub.store import HOSTS, LAST_SEEN, HubStore
+
+    client = connect(uri, timeout=3.0)
+    try:
+        store = HubStore(client)
+        states = store.hub_states()
+        hosts = [
+            d["_id"] for d in store.reading(HOSTS).find({"revoked": {"$ne": True}}, {"_id": 1})
+        ]
+        seen = {d["_id"]: d.get("latest") for d in store.reading(LAST_SEEN).find()}
+    except PyMongoError:
+        return None
+    finally:
+        client.close()
+    if not states and not hosts:
+        return None
+    now = now_utc()
+    fresh = 0
+    for sha in hosts:
+        when = seen.get(sha)
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=now.tzinfo)
+        if when is not None and (now - when).total_seconds() <= stale_after:
+            fresh += 1
+    return {
+        "hubs": [
+            {
+                "name": s["_id"],
+                "role": s.get("role"),
+                "release": s.get("release"),
+                "keys": s.get("keys"),
+                "last_round": (s.get("last_round") or {}).get("summary"),
+                "round_progress": s.get("round_progress"),
+                "updated": s.get("updated"),
+            }
+            for s in states
+        ],
+        "clients": {"fresh": fresh, "stale": len(hosts) - fresh},
+    }
+
+
+def render_hub_side(side: dict) -> Table:
+    counts = side["clients"]
+    table = Table(
+        title=f"hubs - clients seen recently: {counts['fresh']}, stale: {counts['stale']}",
+        title_justify="left",
+    )
+    for column in ("Hub", "Role", "Release", "Keys", "Collection", "Updated"):
+        table.add_column(column)
+    for h in side["hubs"]:
+        role = "[bold green]master (collects)[/]" if h["role"] == "master" else (h["role"] or "?")
+        progress = h["round_progress"]
+        collection = (
+            f"round running: {progress['done']}/{progress['due']}"
+            if progress
+            else h["last_round"] or "-"
+        )
+        table.add_row(
+            h["name"],
+            role,
+            h["release"] or "-",
+            str(h["keys"] if h["keys"] is not None else "-"),
+            collection,
+            ago(h["updated"]),
+        )
+    return table

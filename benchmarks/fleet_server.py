@@ -1,0 +1,61 @@
+"""Serve N client report services (the product's) from one process, for the benchmarks.
+
+Usage: python benchmarks/fleet_server.py N DIR REPORTS
+Reads the hub key from DIR/hub.pub, makes N clients under DIR/clients (reusing existing
+ones), gives each REPORTS reports, prints one JSON line [[sha, port], ...] when serving,
+then on each stdin line "produce" adds REPORTS more reports per client and answers "ok";
+stops at EOF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import asyncssh
+
+from client_agent.report_service import start_report_service
+from client_agent.spool import Spool
+from client_agent.state import ClientState
+from hubcluster.keys import key_sha
+
+
+def produce(spools: list[Spool], n: int) -> None:
+    for spool in spools:
+        items = [("compliance", {"outcomes": [{"name": "motd", "status": "kept", "reason": "ok"}]})]
+        items += [("inventory", {"os": "linux", "kernel": "6.1", "n": i}) for i in range(n - 1)]
+        spool.append_many(items)
+
+
+async def main() -> None:
+    count, root, reports = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    hub_key = asyncssh.read_public_key(str(root / "hub.pub"))
+    spools, out = [], []
+    acceptors = []
+    for i in range(count):
+        state = ClientState(root / "clients" / f"c{i:05d}")
+        key, _ = state.ensure_key_pair()
+        state.pin_hub_key(hub_key)
+        spool = Spool(state.spool_dir)
+        spools.append(spool)
+        acceptor = await start_report_service(state, ("127.0.0.1", 0), spool)
+        acceptors.append(acceptor)
+        out.append([key_sha(key), acceptor.get_port()])
+    produce(spools, reports)
+    print(json.dumps(out), flush=True)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        if line.strip() == "produce":
+            await asyncio.to_thread(produce, spools, reports)
+            print("ok", flush=True)
+    for acceptor in acceptors:
+        acceptor.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
