@@ -89,7 +89,8 @@ def init_replset(
             election_ms = int(parse_duration(election_timeout) * 1000)
         except ValueError as exc:
             fail(f"--election-timeout: {exc}", EXIT_USAGE)
-    if mongo is None and config is None:
+    # A direct seed (one member, directConnection) never shows a primary; speak to the set.
+    if (mongo is None and config is None) or (mongo and "directconnection=true" in mongo.lower()):
         mongo = f"mongodb://{','.join(members)}/?replicaSet={name}"
     with replset(mongo, config, timeout=min(timeout, 5.0)) as rs:
         outcome = rs.initiate(members, name, priorities, election_ms, wait=timeout)

@@ -27,7 +27,8 @@ def status_json(uri: str) -> tuple[int, dict]:
 
 def test_init_replset_then_status_json(standin):
     members = [arg for h in standin.hosts for arg in ("--member", h)]
-    result = hubctl("init-replset", *members, "--election-timeout", "500ms")
+    direct = f"mongodb://{standin.hosts[0]}/?directConnection=true"
+    result = hubctl("init-replset", *members, "--election-timeout", "500ms", "--mongo", direct)
     assert result.exit_code == 0, result.output
     assert "CFEngineNova: initiated" in result.stdout
     again = hubctl("init-replset", *members)
