@@ -83,7 +83,8 @@ class HubSession:
         sock = self.conn.get_extra_info("sockname")
         return str(sock[0]) if sock else None
 
-    async def _run(self, command: str) -> str:
+    async def run(self, command: str) -> str:
+        """Run a hub command; its stdout, or HubRefused with the hub's own words."""
         try:
             result = await self.conn.run(command, check=False, timeout=COMMAND_TIMEOUT)
         except (OSError, TimeoutError, asyncssh.Error) as exc:
@@ -94,7 +95,7 @@ class HubSession:
         return str(result.stdout or "")
 
     async def master(self) -> MasterInfo:
-        text = await self._run("master")
+        text = await self.run("master")
         try:
             return MasterInfo.from_json(text)
         except MessageError as exc:
@@ -102,7 +103,7 @@ class HubSession:
 
     async def register(self, request: RegisterRequest) -> RegisterReply:
         # On the command line, not stdin: a hub that refuses at once cannot race our write.
-        text = await self._run("register " + request.to_json())
+        text = await self.run("register " + request.to_json())
         try:
             return RegisterReply.from_json(text)
         except MessageError as exc:

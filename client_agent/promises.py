@@ -293,11 +293,12 @@ class _Killed(Exception):
     pass
 
 
-def _run(command: str, deadline: float) -> tuple[int, bytes]:
+def _run(command: str, deadline: float, cwd: Path) -> tuple[int, bytes]:
     """Run a shell command in its own process group; kill the whole group at the deadline."""
     proc = subprocess.Popen(
         command,
         shell=True,
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -344,26 +345,26 @@ def _exit_text(code: int) -> str:
     return f"signal {-code}" if code < 0 else f"exit {code}"
 
 
-def _keep(promise: Promise) -> tuple[str, str, bytes]:
+def _keep(promise: Promise, cwd: Path) -> tuple[str, str, bytes]:
     """Check, repair if needed, check again; returns (status, reason, output)."""
     # One expireafter budget for the whole promise: that is how long its lock claims it.
     deadline = time.monotonic() + promise.expireafter * 60
     output = b""
     phase = "check"
     try:
-        code, out = _run(promise.check, deadline)
+        code, out = _run(promise.check, deadline, cwd)
         output += out
         if code == 0:
             return "kept", "check passed", output
         if promise.repair is None:
             return "not_kept", f"check failed ({_exit_text(code)}), no repair", output
         phase = "repair"
-        code, out = _run(promise.repair, deadline)
+        code, out = _run(promise.repair, deadline, cwd)
         output += b"--- repair ---\n" + out
         if code != 0:
             return "not_kept", f"repair failed ({_exit_text(code)})", output
         phase = "check after repair"
-        code, out = _run(promise.check, deadline)
+        code, out = _run(promise.check, deadline, cwd)
         output += b"--- check after repair ---\n" + out
         if code == 0:
             return "repaired", "repaired: check passed after repair", output
@@ -384,7 +385,8 @@ def run_promises(
     log: logging.Logger | None = None,
 ) -> list[Outcome]:
     """Run each promise in order and say what happened to it. `now` (unix time) fixes the clock
-    the locks are judged by; it advances with the real time spent in this run."""
+    the locks are judged by; it advances with the real time spent in this run. Commands run
+    in `state_dir`, so relative paths in a policy never land wherever the agent was started."""
     log = log or _log
     locks = _Locks(Path(state_dir), log)
     started = time.monotonic()
@@ -409,7 +411,7 @@ def run_promises(
             outcomes.append(Outcome(promise.name, "skipped", refusal))
             continue
         try:
-            status, reason, output = _keep(promise)
+            status, reason, output = _keep(promise, Path(state_dir))
         finally:
             with locks.edit() as table:
                 record = table.setdefault(promise.name, {})

@@ -83,6 +83,26 @@ class KeyStore:
                     found.add(sha)
         return found
 
+    def tombstones(self) -> dict[str, dict[str, str]]:
+        """Each revoked SHA with the `time` and `reason` its tombstone records ("" if unreadable).
+
+        An unreadable tombstone still revokes: the file's presence is what counts.
+        """
+        found: dict[str, dict[str, str]] = {}
+        for sha in sorted(self.revoked()):
+            try:
+                record = json.loads(self._tombstone_path(sha).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                record = {}
+            if not isinstance(record, dict):
+                record = {}
+            time, reason = record.get("revoked"), record.get("reason")
+            found[sha] = {
+                "time": time if isinstance(time, str) else "",
+                "reason": reason if isinstance(reason, str) else "",
+            }
+        return found
+
     def _read(self, sha: str) -> asyncssh.SSHKey:
         path = self._key_path(sha)
         key = import_public_key(path.read_bytes(), str(path))
@@ -119,8 +139,11 @@ class KeyStore:
         atomic_write_bytes(self._key_path(sha), key.export_public_key())
         return sha, True
 
-    def revoke(self, sha: str, reason: str = "") -> bool:
-        """Tombstone a key and remove it; returns False if it was already revoked."""
+    def revoke(self, sha: str, reason: str = "", when: str | None = None) -> bool:
+        """Tombstone a key and remove it; returns False if it was already revoked.
+
+        `when` (ISO 8601) keeps the time of a revocation made elsewhere (a peer, the DB).
+        """
         if self.is_revoked(sha):
             self._key_path(sha).unlink(missing_ok=True)
             return False
@@ -130,7 +153,7 @@ class KeyStore:
             public = None
         record = {
             "sha": sha,
-            "revoked": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "revoked": when or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "reason": reason,
             "key": public,
         }

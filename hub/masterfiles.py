@@ -10,17 +10,23 @@ The release id is the first 16 hex digits of the SHA-256 of the canonical manife
 hubs holding the same tree name it the same, and a client can check a manifest it fetched
 against the id it was told. Clients fetch `<release_id>/<path>` rather than `current/...`,
 so a switch in the middle of their download cannot mix two releases.
+
+A release arrives in one of two ways: `publish_release` (the operator, on the master) or
+`install_release` (peer sync, from the master), which builds the tree with the same builder
+clients use (hubcluster.release_tree) and so moves only the files not already here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import fcntl
 import hashlib
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +42,13 @@ from hubcluster.messages import (
     release_id,
     tree_hash,
 )
+from hubcluster.release_tree import (
+    PARTIAL_SUFFIX,
+    Fetch,
+    TreeFigures,
+    build_tree,
+    file_sha256,
+)
 
 __all__ = [
     "KEEP_RELEASES",
@@ -43,6 +56,11 @@ __all__ = [
     "build_manifest",
     "current_release",
     "current_release_id",
+    "current_release_since",
+    "current_tree_hash",
+    "file_sha256",
+    "install_release",
+    "is_complete",
     "list_releases",
     "manifest_path",
     "publish_release",
@@ -76,14 +94,6 @@ def release_dir(masterfiles_root: Path, release: str) -> Path:
 
 def manifest_path(masterfiles_root: Path, release: str) -> Path:
     return releases_dir(masterfiles_root) / (release + MANIFEST_SUFFIX)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _walk_files(directory: Path) -> Iterator[tuple[str, Path]]:
@@ -120,12 +130,21 @@ def build_manifest(directory: Path) -> list[ManifestEntry]:
 
 
 @contextmanager
-def _publish_lock(masterfiles_root: Path) -> Iterator[None]:
-    """One writer at a time: operator publishes and peer-sync installs must not interleave."""
+def _publish_lock(masterfiles_root: Path, wait: bool = True) -> Iterator[None]:
+    """One writer at a time: operator publishes and peer-sync installs must not interleave.
+
+    Peer sync does not wait (`wait=False`): it runs in hubd's event loop, and the next
+    sync will find the tree the publish left.
+    """
     releases = releases_dir(masterfiles_root)
     releases.mkdir(parents=True, exist_ok=True)
     with open(Path(masterfiles_root) / ".publish.lock", "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MasterfilesError(
+                "another publish or sync is writing the masterfiles now; try again"
+            ) from None
         try:
             yield
         finally:
@@ -164,7 +183,7 @@ def publish_release(masterfiles_root: Path, source_dir: Path, keep: int = KEEP_R
     rid = release_id(entries)
     root = Path(masterfiles_root)
     with _publish_lock(root):
-        if not _is_complete(root, rid):
+        if not is_complete(root, rid):
             releases = releases_dir(root)
             staging = Path(tempfile.mkdtemp(prefix=f".staging-{rid}-", dir=releases))
             try:
@@ -194,14 +213,15 @@ def _commit_staged(root: Path, rid: str, staging: Path, manifest: bytes) -> None
     fsync_dir(releases_dir(root))
 
 
-def _is_complete(root: Path, rid: str) -> bool:
+def is_complete(root: Path, rid: str) -> bool:
+    """Whether a release's tree and manifest are both here (the manifest is written last)."""
     return release_dir(root, rid).is_dir() and manifest_path(root, rid).is_file()
 
 
 def switch_current(masterfiles_root: Path, release: str) -> None:
     """Point `current` at a complete release, atomically (a new symlink renamed over the old)."""
     root = Path(masterfiles_root)
-    if not _is_complete(root, release):
+    if not is_complete(root, release):
         raise MasterfilesError(f"release {release} is not complete on this hub")
     link = root / CURRENT
     tmp = root / f".{CURRENT}.{os.getpid()}.tmp"
@@ -219,6 +239,34 @@ def current_release_id(masterfiles_root: Path) -> str | None:
         return None
     rid = os.path.basename(target.rstrip("/"))
     return rid if is_release_id(rid) else None
+
+
+def current_release_since(masterfiles_root: Path) -> dt.datetime | None:
+    """When `current` was last switched: every switch makes a new symlink, stamped then."""
+    try:
+        st = os.lstat(Path(masterfiles_root) / CURRENT)
+    except OSError:
+        return None
+    return dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)
+
+
+def current_tree_hash(masterfiles_root: Path) -> tuple[str, str] | None:
+    """(release id, full tree hash) of `current`, from its manifest file's bytes.
+
+    Manifests are written in canonical form, so hashing the file is hashing the tree; one
+    that does not start with its release id is corrupt and refused.
+    """
+    rid = current_release_id(masterfiles_root)
+    if rid is None:
+        return None
+    path = manifest_path(masterfiles_root, rid)
+    try:
+        digest = file_sha256(path)
+    except FileNotFoundError:
+        raise MasterfilesError(f"release {rid}: no manifest at {path}") from None
+    if not digest.startswith(rid):
+        raise MasterfilesError(f"release {rid}: its manifest {path} hashes to {digest[:16]}")
+    return rid, digest
 
 
 def read_manifest(masterfiles_root: Path, release: str) -> list[ManifestEntry]:
@@ -269,9 +317,58 @@ def _prune(root: Path, keep: int) -> None:
             shutil.rmtree(releases / rid, ignore_errors=True)
     for name in os.listdir(releases):
         path = releases / name
-        if name.startswith(".staging-") or (is_release_id(name) and name not in kept):
+        stale_partial = name.endswith(PARTIAL_SUFFIX) and name[: -len(PARTIAL_SUFFIX)] not in kept
+        if (
+            name.startswith(".staging-")
+            or stale_partial
+            or (is_release_id(name) and name not in kept)
+        ):
             # Leftovers of a crashed publish; safe to remove while we hold the lock.
             shutil.rmtree(path, ignore_errors=True)
+
+
+async def install_release(
+    masterfiles_root: Path,
+    release: str,
+    manifest: Callable[[], Awaitable[bytes]],
+    fetch: Fetch,
+    expected_tree_hash: str | None = None,
+    keep: int = KEEP_RELEASES,
+) -> TreeFigures | None:
+    """Make `release`, held by another hub, this hub's current release.
+
+    Returns None when the release was already complete here (only `current` moved), else
+    what the build cost. `manifest()` is awaited only when the tree must be built; it must
+    hash to the release id (and to `expected_tree_hash`, when given). Files come from
+    releases already here when their hash matches, else from `fetch`. The manifest is
+    written after the tree (it marks the release complete), then `current` is switched.
+    """
+    root = Path(masterfiles_root)
+    with _publish_lock(root, wait=False):
+        if is_complete(root, release):
+            os.utime(manifest_path(root, release))
+            switch_current(root, release)
+            await asyncio.to_thread(_prune, root, keep)
+            return None
+        try:
+            entries = parse_manifest(await manifest(), expected_release=release)
+        except MessageError as exc:
+            raise MasterfilesError(str(exc)) from None
+        if expected_tree_hash is not None and tree_hash(entries) != expected_tree_hash:
+            raise MasterfilesError(
+                f"manifest of release {release}: hashes to tree {tree_hash(entries)}, "
+                f"not {expected_tree_hash}"
+            )
+        current = current_release_id(root)
+        reuse = [release_dir(root, r) for r in [current, *list_releases(root)] if r is not None]
+        figures = await build_tree(
+            releases_dir(root), release, entries, fetch, list(dict.fromkeys(reuse))
+        )
+        atomic_write_bytes(manifest_path(root, release), encode_manifest(entries))
+        fsync_dir(releases_dir(root))
+        switch_current(root, release)
+        await asyncio.to_thread(_prune, root, keep)
+    return figures
 
 
 def verify_release(masterfiles_root: Path, release: str) -> list[str]:

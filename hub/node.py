@@ -19,8 +19,9 @@ from hub.config import HubConfig
 from hub.events import EVENTS, now_utc
 from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
-from hub.masterfiles import current_release_id
+from hub.masterfiles import current_release_id, current_release_since
 from hub.mongo import connect
+from hub.peer_sync import apply_db_revocations, sync_with_peers
 from hub.ssh_service import HostRecord, start_hub_service_from_config
 from hub.store import HubStore
 from hub.write_buffer import WriteBuffer
@@ -46,17 +47,16 @@ class HubNode:
         self.watch = MasterWatch(config.mongo_uri, config.me.mongo, self._on_master_change)
         self.scheduler = AsyncIOScheduler()
         self.keystore = KeyStore(config.ppkeys)
+        self.hub_key = load_private_key(self.keystore.hub_private_key_path)
         self.collector = Collector(
             self.store,
             config.collector,
             self.name,
-            load_private_key(self.keystore.hub_private_key_path),
+            self.hub_key,
             self.keystore.get,
             lambda: self.watch.state.is_master,
         )
         self._round: asyncio.Task | None = None
-        self._release: str | None = None
-        self._release_since: dt.datetime | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -153,6 +153,24 @@ class HubNode:
             log.info("%s cancelled its round: no longer master", self.name)
         await self._publish_state()
 
+    # ----- peer sync ------------------------------------------------------------------
+    async def _peer_sync(self) -> None:
+        try:
+            revoked = await asyncio.to_thread(apply_db_revocations, self.store, self.keystore)
+        except PyMongoError as exc:
+            revoked = []
+            log.debug("revocations not read: %s", exc)
+        for sha in revoked:
+            log.info("revoked key %s here, as the database says", sha[:12])
+        entry = self.config.hub_for_member(self.watch.state.primary or "")
+        master = entry.service if entry else None
+        result = await sync_with_peers(
+            self.config, self.keystore, self.hub_key, master, self.config.collector.connect_timeout
+        )
+        log.info("peer sync: %s", result.summary())
+        if result.release_after != result.release_before:
+            await self._publish_state()
+
     # ----- state for `hubctl status` and `hubctl check` ----------------------------------
     def state_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -160,11 +178,8 @@ class HubNode:
             "member": self.config.me.mongo,
             "service": self.config.me.service,
         }
-        release = current_release_id(self.config.masterfiles)
-        if release != self._release:
-            self._release, self._release_since = release, now_utc()
-        fields["release"] = release
-        fields["release_since"] = self._release_since
+        fields["release"] = current_release_id(self.config.masterfiles)
+        fields["release_since"] = current_release_since(self.config.masterfiles)
         fields["keys"] = len(self.keystore.keys())
         running = self._round is not None and not self._round.done()
         fields["round_progress"] = dict(self.collector.progress) if running else None
@@ -190,6 +205,15 @@ class HubNode:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
+        )
+        s.add_job(
+            self._peer_sync,
+            "interval",
+            seconds=self.config.sync_interval,
+            id="sync",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC),
         )
         s.add_job(
             self._flush,

@@ -1,4 +1,4 @@
-"""The hub's SSH service: `master`, `register`, and read-only SFTP of the masterfiles.
+"""The hub's SSH service: `master`, `register`, peer `keys`/`masterfiles`, read-only SFTP.
 
 Its host key is the hub key pair shared by all hubs, so a client that pinned it can talk to
 any hub. What a connection may do depends on its role (see hub.ssh_auth); the commands of
@@ -24,6 +24,7 @@ from asyncssh.sftp import MIN_SFTP_VERSION
 from hub.config import HubConfig
 from hub.keystore import KeyRevoked, KeyStore
 from hub.masterfiles import current_release_id, releases_dir
+from hub.peer_commands import keys_reply, masterfiles_reply
 from hub.sftp_masterfiles import release_sftp_factory
 from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
 from hubcluster.config_check import split_address
@@ -259,9 +260,26 @@ async def _read_request(process: asyncssh.SSHServerProcess) -> str:
     return "".join(chunks)
 
 
+def _answer(name: str, answer: Callable[[HubService], str]) -> Command:
+    """A command without arguments whose answer is read from disk (in a thread: it may be big)."""
+
+    async def handler(
+        service: HubService, identity: Identity, process: asyncssh.SSHServerProcess, args: str
+    ) -> str:
+        if args:
+            raise CommandError(EXIT_BAD_REQUEST, f"{name} takes no arguments")
+        return await asyncio.to_thread(answer, service)
+
+    return handler
+
+
 COMMANDS: dict[Role, dict[str, Command]] = {
     Role.CLIENT: {"master": HubService.cmd_master, "register": HubService.cmd_register},
-    Role.PEER: {"master": HubService.cmd_master},
+    Role.PEER: {
+        "master": HubService.cmd_master,
+        "keys": _answer("keys", lambda s: keys_reply(s.keystore).to_json()),
+        "masterfiles": _answer("masterfiles", lambda s: masterfiles_reply(s.masterfiles).to_json()),
+    },
     Role.UNREGISTERED: {"register": HubService.cmd_register},
 }
 

@@ -66,6 +66,12 @@ def normalize_fingerprint(text: str) -> str:
     return "SHA256:" + base64.b64encode(raw).decode().rstrip("=")
 
 
+def sha_from_fingerprint(text: str) -> str:
+    """The hex SHA behind a `SHA256:<base64>` fingerprint (the inverse of fingerprint_from_sha)."""
+    value = normalize_fingerprint(text)[len("SHA256:") :]
+    return base64.b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
 def import_public_key(data: bytes | str, what: str = "public key") -> asyncssh.SSHKey:
     """Parse an OpenSSH public key, naming `what` when it is not one."""
     try:

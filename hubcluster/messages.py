@@ -165,6 +165,99 @@ class RegisterReply:
         return cls(obj["sha"], obj["hostname"], obj["address"], port, obj["new_key"])
 
 
+# ----- peer sync ------------------------------------------------------------------------------
+
+# An OpenSSH public key line is a few hundred bytes; this bounds one entry, not the fleet.
+MAX_KEY_TEXT = 16 * 1024
+
+
+def _sha_map(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MessageError(f"{what}: expected an object keyed by hex SHA-256")
+    for sha in value:
+        if not _SHA256.match(sha):
+            raise MessageError(f"{what}: {sha[:80]!r} is not a hex SHA-256")
+    return value
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A revocation as hubs pass it on: when it was made (ISO 8601) and why."""
+
+    time: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class KeysReply:
+    """A peer's answer to `keys`: its client keys (OpenSSH text) and its tombstones, by SHA.
+
+    Whether a key's text really hashes to its SHA is checked per key by the receiver, so one
+    bad entry is refused without discarding the rest.
+    """
+
+    keys: dict[str, str]
+    revoked: dict[str, Tombstone]
+
+    def to_json(self) -> str:
+        revoked = {sha: asdict(t) for sha, t in self.revoked.items()}
+        return json.dumps({"keys": self.keys, "revoked": revoked}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> KeysReply:
+        what = "keys reply"
+        obj = _load_object(data, what)
+        _check_fields(obj, what, ("keys", "revoked"))
+        keys = _sha_map(obj["keys"], f"{what}.keys")
+        for sha, text in keys.items():
+            where = f"{what}.keys[{sha[:12]}]"
+            if not isinstance(text, str) or not text.strip():
+                raise MessageError(f"{where}: expected an OpenSSH public key line")
+            if len(text) > MAX_KEY_TEXT or "\n" in text.strip():
+                raise MessageError(f"{where}: not a single public key line")
+        revoked: dict[str, Tombstone] = {}
+        for sha, stone in _sha_map(obj["revoked"], f"{what}.revoked").items():
+            where = f"{what}.revoked[{sha[:12]}]"
+            if not isinstance(stone, dict):
+                raise MessageError(f"{where}: expected an object with time and reason")
+            _check_fields(stone, where, ("time", "reason"))
+            for key in ("time", "reason"):
+                if not isinstance(stone[key], str):
+                    raise MessageError(f"{where}.{key}: expected a string, got {stone[key]!r}")
+            revoked[sha] = Tombstone(stone["time"], stone["reason"])
+        return cls(dict(keys), revoked)
+
+
+@dataclass(frozen=True)
+class MasterfilesReply:
+    """A peer's answer to `masterfiles`: its current release and the full tree hash, or nulls.
+
+    One round trip tells a mirror whether it is in sync: equal tree hashes, equal trees.
+    """
+
+    release: str | None
+    tree_hash: str | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> MasterfilesReply:
+        what = "masterfiles reply"
+        obj = _load_object(data, what)
+        _check_fields(obj, what, ("release", "tree_hash"))
+        release, digest = obj["release"], obj["tree_hash"]
+        if release is None and digest is None:
+            return cls(None, None)
+        if not is_release_id(release):
+            raise MessageError(f"{what}.release: not a release id: {release!r}")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise MessageError(f"{what}.tree_hash: not a hex SHA-256: {digest!r}")
+        if not digest.startswith(release):
+            raise MessageError(f"{what}: tree hash {digest[:16]}... is not release {release}")
+        return cls(release, digest)
+
+
 # ----- masterfiles manifest -------------------------------------------------------------------
 
 

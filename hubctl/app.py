@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hubctl import check_command, query_commands, replset_commands
+from hubctl import check_command, fleet_commands, query_commands, replset_commands
 from hubctl.lab import commands as lab_commands
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 replset_commands.register(app)
 query_commands.register(app)
+fleet_commands.register(app)
 app.command("check")(check_command.check)
 app.add_typer(lab_commands.lab_app, name="lab")
 

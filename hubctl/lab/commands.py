@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from hubcluster.durations import parse_duration
+from hubctl.lab import lab_commands
 from hubctl.output import EXIT_USAGE, fail, print_json, say
 
 lab_app = typer.Typer(help="A local lab: the replica-set stand-in and (later) a whole cluster.")
@@ -114,3 +115,6 @@ def _initiate_and_guide(uri: str, hosts: list[str], name: str, control: str) -> 
   .venv/bin/hubctl status --json""",
         highlight=False,
     )
+
+
+lab_commands.register(lab_app)

@@ -15,7 +15,6 @@ from hubctl.app import app
 from tests.conftest import wait_until
 
 runner = CliRunner()
-NOW = dt.datetime.now(dt.UTC)
 
 
 def check(uri, *extra):
@@ -35,7 +34,7 @@ def healthy(standin_set):
             hub,
             role="master" if hub == "hub1" else "standby",
             release="r1",
-            release_since=NOW - dt.timedelta(hours=1),
+            release_since=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
         )
     for i in range(10):
         sha = f"{i:02d}" * 32
@@ -83,7 +82,13 @@ def test_critical_no_round_within_three_intervals(healthy):
     store.db["rounds"].delete_many({})
     code, line = check(cluster.uri)
     assert code == 2 and "no collection round has finished yet" in line
-    store.record_round({"hub": "hub1", "finished": NOW - dt.timedelta(minutes=20), "seconds": 1})
+    store.record_round(
+        {
+            "hub": "hub1",
+            "finished": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20),
+            "seconds": 1,
+        }
+    )
     assert check(cluster.uri, "--collect-interval", "10m")[0] == 0
     code, line = check(cluster.uri, "--collect-interval", "5m")
     assert code == 2 and re.search(r"last collection round finished 12\d\ds ago", line)
@@ -93,7 +98,9 @@ def test_critical_masterfiles_diverged_longer_than_sync_interval(healthy):
     cluster, store = healthy
     store.set_hub_state("hub1", release="r2", release_since=dt.datetime.now(dt.UTC))
     assert check(cluster.uri, "--sync-interval", "1m")[0] == 0
-    store.set_hub_state("hub1", release="r2", release_since=NOW - dt.timedelta(minutes=5))
+    store.set_hub_state(
+        "hub1", release="r2", release_since=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    )
     code, line = check(cluster.uri, "--sync-interval", "1m")
     assert code == 2 and "masterfiles diverged" in line and "hub2, hub3 not on r2" in line
 

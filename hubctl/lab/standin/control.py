@@ -1,4 +1,8 @@
-"""The stand-in's control API over HTTP on loopback, so the lab can break members from outside."""
+"""A control API over HTTP on loopback, so another shell can break and mend the lab.
+
+Served for the stand-in (members) and for the whole lab (hubs): anything with kill, revive,
+isolate, heal and status methods, plus an optional `down` that stops it.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,24 @@ import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
-from hubctl.lab.standin.cluster import StandinCluster
+from typing import Any, Protocol
 
 ACTIONS = ("kill", "revive", "isolate", "heal")
+
+
+class Controllable(Protocol):
+    def kill(self, name: str) -> str: ...
+    def revive(self, name: str) -> str: ...
+    def isolate(self, name: str) -> str: ...
+    def heal(self, name: str) -> str: ...
+    def status(self) -> dict[str, Any]: ...
 
 
 class ControlError(RuntimeError):
     """The control server refused or could not be reached."""
 
 
-def serve_control(cluster: StandinCluster, port: int = 0) -> ThreadingHTTPServer:
+def serve_control(cluster: Controllable, port: int = 0, on_down: Any = None) -> ThreadingHTTPServer:
     """Serve `cluster`'s kill/revive/isolate/heal/status on 127.0.0.1:`port` in a thread."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -37,6 +47,10 @@ def serve_control(cluster: StandinCluster, port: int = 0) -> ThreadingHTTPServer
                 self._send(404, {"error": f"unknown path {self.path}"})
 
         def do_POST(self) -> None:  # noqa: N802
+            if self.path.strip("/") == "down" and on_down is not None:
+                self._send(200, {"action": "down"})
+                on_down()
+                return
             parts = self.path.strip("/").split("/", 1)
             if len(parts) != 2 or parts[0] not in ACTIONS:
                 self._send(404, {"error": f"use POST /{{{','.join(ACTIONS)}}}/MEMBER"})
@@ -61,6 +75,8 @@ def control_request(address: str, action: str, member: str | None = None) -> dic
     """Ask the control server at `address` (host:port) to act; returns its JSON answer."""
     if action == "status":
         request = urllib.request.Request(f"http://{address}/status")
+    elif action == "down":
+        request = urllib.request.Request(f"http://{address}/down", method="POST")
     elif action in ACTIONS and member:
         request = urllib.request.Request(f"http://{address}/{action}/{member}", method="POST")
     else:

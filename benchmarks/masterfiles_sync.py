@@ -1,0 +1,409 @@
+"""Peer sync of the masterfiles vs rsync over OpenSSH, on loopback, for a 10,000-file tree.
+
+Run: .venv/bin/python benchmarks/masterfiles_sync.py [--files 10000] [--size 1024] [--rounds 5]
+
+Setup (untimed): installs OpenSSH and rsync when missing (benchmarks/setup_baselines.sh),
+starts the master hub's SSH service in its own process (as hubd runs it), and an sshd on a
+loopback high port as a non-daemon child with its own config, host key and authorized_keys
+in a temp dir. Then, as medians over the rounds:
+
+  nothing changed - our peer sync (connect, `keys`, `masterfiles`: equal tree hash, done)
+                    vs `rsync -a --delete` of the same tree (and `rsync -ac`, which reads
+                    every file on both sides as our hash checks do);
+  1 file changed  - the master published a release changing one file; our sync fetches the
+                    manifest and that file, links the rest, switches atomically; rsync pulls
+                    the operator's source tree in which one file changed.
+
+Bytes: ours as counted by the sync (SFTP reads + command output), rsync's from `--stats`
+(bytes sent + received); and, for both, everything that crossed the TCP connection
+(SSH handshake and encryption included), counted by a relay process both go through.
+The first full copy of each is shown for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hub.config import HubConfig, HubEntry
+from hub.keystore import KeyStore
+from hub.masterfiles import publish_release, release_dir
+from hub.peer_sync import SyncResult, sync_with_peers
+from hub.ssh_service import start_hub_service
+from hubcluster.keys import ensure_key_pair
+from hubcluster.messages import MasterInfo
+
+HERE = Path(__file__).resolve().parent
+PROMISES = '[[promise]]\nname = "true"\ncheck = "true"\n'
+
+
+# ----- helper processes: the master hub, the byte-counting relay -----------------------------
+
+
+def serve_hub(workdir: Path) -> None:
+    """The master hub's SSH service, in its own process: print the port, serve until killed."""
+
+    async def master_info() -> MasterInfo:
+        return MasterInfo(None, [])
+
+    async def serve() -> None:
+        acceptor = await start_hub_service(workdir, ("127.0.0.1", 0), master_info)
+        print(acceptor.get_port(), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+def serve_relay(target: int) -> None:
+    """Relay 127.0.0.1:<new port> to :target, counting bytes; print them as JSON on SIGTERM."""
+    counts = {"up": 0, "down": 0}
+    active: set[asyncio.Task] = set()
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
+        try:
+            while data := await reader.read(1 << 16):
+                counts[way] += len(data)
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        except OSError:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        active.add(asyncio.current_task())
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+            await asyncio.gather(pump(reader, up_writer, "up"), pump(up_reader, writer, "down"))
+            writer.close()
+            up_writer.close()
+        finally:
+            active.discard(asyncio.current_task())
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await stop.wait()
+        # The measured client has finished; let its connection's last bytes (the SSH
+        # disconnect) through before counting.
+        if active:
+            await asyncio.wait(list(active), timeout=5)
+        print(json.dumps(counts), flush=True)
+        for task in active:
+            task.cancel()
+
+    asyncio.run(serve())
+
+
+def spawn(*args: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=HERE.parent
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+class Relay:
+    """One relay per measurement, so its count is that measurement's."""
+
+    def __init__(self, target: int) -> None:
+        self.proc, self.port = spawn("--relay", str(target))
+        self.bytes = 0
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=10)
+        counts = json.loads(out.strip().splitlines()[-1])
+        self.bytes = counts["up"] + counts["down"]
+
+
+# ----- the baseline: sshd + rsync -------------------------------------------------------------
+
+
+class Sshd:
+    """sshd on a loopback high port, in the foreground, configured entirely from `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        for name in ("host_key", "client_key"):
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True
+            )
+        shutil.copy(root / "client_key.pub", root / "authorized_keys")
+        os.chmod(root / "authorized_keys", 0o600)
+        self.port = self._free_port()
+        (root / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\n"
+            f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile none\nUsePAM no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel ERROR\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        # sshd running as root insists on its privilege-separation directory.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(root / "sshd_config")],
+            stderr=open(root / "sshd.log", "w"),  # noqa: SIM115 (lives as long as sshd)
+        )
+        self._wait_listening()
+
+    @staticmethod
+    def _free_port() -> int:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    def _wait_listening(self) -> None:
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"sshd exited: {(self.root / 'sshd.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        sys.exit("sshd did not start listening")
+
+    def ssh(self, port: int) -> str:
+        return (
+            f"ssh -p {port} -i {self.root / 'client_key'} -o BatchMode=yes "
+            f"-o UserKnownHostsFile={self.root / 'known_hosts'} "
+            "-o StrictHostKeyChecking=accept-new -o LogLevel=ERROR"
+        )
+
+    def connect_only(self, port: int) -> None:
+        """`ssh host true`: what the connection alone costs rsync."""
+        subprocess.run([*self.ssh(port).split(), "127.0.0.1", "true"], check=True)
+
+    def rsync(self, port: int, source: Path, target: Path, checksum: bool = False) -> int:
+        """Pull `source/` into `target/` through `port`; returns rsync's bytes sent + received."""
+        ssh = self.ssh(port)
+        flags = "-ac" if checksum else "-a"
+        out = subprocess.run(
+            [
+                "rsync",
+                flags,
+                "--delete",
+                "--stats",
+                "-e",
+                ssh,
+                f"127.0.0.1:{source}/",
+                f"{target}/",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        sent = int(re.search(r"Total bytes sent: ([\d,.]+)", out).group(1).replace(",", ""))
+        got = int(re.search(r"Total bytes received: ([\d,.]+)", out).group(1).replace(",", ""))
+        return sent + got
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+# ----- the tree -------------------------------------------------------------------------------
+
+
+def tree_file(root: Path, i: int) -> Path:
+    return root / f"d{i // 100:03d}" / f"f{i:05d}.cf"
+
+
+def make_tree(root: Path, files: int, size: int) -> None:
+    (root / "promises.toml").parent.mkdir(parents=True, exist_ok=True)
+    (root / "promises.toml").write_text(PROMISES)
+    for i in range(files - 1):
+        path = tree_file(root, i)
+        path.parent.mkdir(exist_ok=True)
+        line = f'# file {i}: bundle agent b{i} {{ reports: "x"; }}\n'
+        path.write_text((line * (size // len(line) + 1))[:size])
+
+
+def change_one(root: Path, files: int, round_no: int) -> None:
+    path = tree_file(root, files // 2)
+    path.write_text(path.read_text()[:-20] + f"# round {round_no:10d}\n")
+
+
+# ----- measurements ---------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--size", type=int, default=1024, help="bytes per file")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_hub:
+        return serve_hub(args.serve_hub)
+    if args.relay:
+        return serve_relay(args.relay)
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    subprocess.run(["bash", str(HERE / "setup_baselines.sh")], check=True, stdout=sys.stderr)
+    tmp = Path(tempfile.mkdtemp(prefix="mfsync-bench-"))
+    hub_proc = sshd = None
+    try:
+        master_dir, mirror_dir = tmp / "hub0", tmp / "hub1"
+        hub_key, _ = ensure_key_pair(master_dir / "ppkeys" / "localhost.priv")
+        (mirror_dir / "ppkeys").mkdir(parents=True)
+        for name in ("localhost.priv", "localhost.pub"):
+            shutil.copy2(master_dir / "ppkeys" / name, mirror_dir / "ppkeys" / name)
+        source = tmp / "source"
+        make_tree(source, args.files, args.size)
+        publish_release(master_dir / "masterfiles", source)
+        hub_proc, hub_port = spawn("--serve-hub", str(master_dir))
+        sshd = Sshd(tmp / "sshd")
+        rsync_target, rsync_c_target = tmp / "rsync-mirror", tmp / "rsync-c-mirror"
+        rsync_target.mkdir()
+        rsync_c_target.mkdir()
+
+        def ours() -> tuple[float, SyncResult, int]:
+            with Relay(hub_port) as relay:
+                address = f"127.0.0.1:{relay.port}"
+                config = HubConfig(
+                    name="hub1",
+                    workdir=mirror_dir,
+                    listen="127.0.0.1:0",
+                    trust_keys_from=[],
+                    replset_name="CFEngineNova",
+                    mongo_uri="mongodb://127.0.0.1:27017/?replicaSet=CFEngineNova",
+                    max_staleness=90.0,
+                    hubs=[
+                        HubEntry("hub0", "127.0.0.1:27017", address),
+                        HubEntry("hub1", "127.0.0.1:27018", "127.0.0.1:1"),
+                    ],
+                )
+                keystore = KeyStore(config.ppkeys)
+                start = time.perf_counter()
+                result = asyncio.run(sync_with_peers(config, keystore, hub_key, address, 10.0))
+                seconds = time.perf_counter() - start
+            if result.mirror_failed or result.peers_failed:
+                sys.exit(f"our sync failed: {result.summary()}")
+            return seconds, result, relay.bytes
+
+        def connection() -> tuple[float, int, int]:
+            with Relay(sshd.port) as relay:
+                start = time.perf_counter()
+                sshd.connect_only(relay.port)
+                seconds = time.perf_counter() - start
+            return seconds, 0, relay.bytes
+
+        def theirs(target: Path, checksum: bool = False) -> tuple[float, int, int]:
+            with Relay(sshd.port) as relay:
+                start = time.perf_counter()
+                stats = sshd.rsync(relay.port, source, target, checksum)
+                seconds = time.perf_counter() - start
+            return seconds, stats, relay.bytes
+
+        rows: list[tuple[str, str, float, int, int]] = []
+        secs, result, wire = ours()
+        assert result.files_fetched == args.files, result.summary()
+        rows.append(("first full copy", "peer sync", secs, our_bytes(result), wire))
+        rows.append(("first full copy", "rsync -a", *theirs(rsync_target)))
+        theirs(rsync_c_target, checksum=True)
+
+        samples: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
+        for _ in range(args.rounds):
+            secs, result, wire = ours()
+            assert result.sftp_opens == 0 and result.masterfiles_commands == 1, result.summary()
+            samples.setdefault(("nothing changed", "peer sync"), []).append(
+                (secs, our_bytes(result), wire)
+            )
+            samples.setdefault(("nothing changed", "rsync -a"), []).append(theirs(rsync_target))
+            samples.setdefault(("nothing changed", "rsync -ac"), []).append(
+                theirs(rsync_c_target, checksum=True)
+            )
+            samples.setdefault(("nothing changed", "ssh true"), []).append(connection())
+        for n in range(args.rounds):
+            change_one(source, args.files, n)
+            publish_release(master_dir / "masterfiles", source)
+            secs, result, wire = ours()
+            assert result.files_fetched == 1, result.summary()
+            samples.setdefault(("1 file changed", "peer sync"), []).append(
+                (secs, our_bytes(result), wire)
+            )
+            samples.setdefault(("1 file changed", "rsync -a"), []).append(theirs(rsync_target))
+            samples.setdefault(("1 file changed", "rsync -ac"), []).append(
+                theirs(rsync_c_target, checksum=True)
+            )
+        for (case, tool), runs in samples.items():
+            rows.append(
+                (
+                    case,
+                    tool,
+                    statistics.median(r[0] for r in runs),
+                    int(statistics.median(r[1] for r in runs)),
+                    int(statistics.median(r[2] for r in runs)),
+                )
+            )
+        report(args, rows, release_dir(master_dir / "masterfiles", result.release_after or ""))
+    finally:
+        if sshd is not None:
+            sshd.stop()
+        if hub_proc is not None:
+            hub_proc.terminate()
+            hub_proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def our_bytes(result: SyncResult) -> int:
+    return result.bytes_fetched + result.command_bytes
+
+
+def report(
+    args: argparse.Namespace, rows: list[tuple[str, str, float, int, int]], tree: Path
+) -> None:
+    total = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
+    print(
+        f"\nmasterfiles sync on loopback: {args.files} files, {total / 1e6:.1f} MB, "
+        f"medians of {args.rounds} rounds (first full copy: 1 run)\n"
+        "ssh true = an OpenSSH connection alone (rsync's fixed cost); own count = what the tool "
+        "says it moved\n"
+    )
+    header = ("case", "tool", "seconds", "bytes (own count)", "bytes on the wire")
+    print(f"{header[0]:<16} {header[1]:<10} {header[2]:>9} {header[3]:>18} {header[4]:>18}")
+    by_case: dict[str, dict[str, tuple[float, int, int]]] = {}
+    for case, tool, secs, own, wire in rows:
+        by_case.setdefault(case, {})[tool] = (secs, own, wire)
+        print(f"{case:<16} {tool:<10} {secs:>9.3f} {own:>18,} {wire:>18,}")
+    print()
+    for case, tools in by_case.items():
+        ours = tools["peer sync"]
+        for tool, theirs in tools.items():
+            if tool in ("peer sync", "ssh true"):
+                continue
+            print(
+                f"{case}: peer sync / {tool}: time x{ours[0] / theirs[0]:.2f}, "
+                f"own-count bytes x{ours[1] / theirs[1]:.2f}, wire bytes x{ours[2] / theirs[2]:.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

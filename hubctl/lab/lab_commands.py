@@ -1,0 +1,166 @@
+"""`hubctl lab up|kill|revive|isolate|heal|status|down|scenario`: the whole cluster, locally."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.standin.control import ControlError, control_request, serve_control
+from hubctl.output import EXIT_USAGE, err_console, fail, print_json, say
+
+DirOpt = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its files")]
+DEFAULT_DIR = Path("lab-run")
+
+
+def up(
+    clients: Annotated[int, typer.Option("--clients", help="How many clients")] = 10,
+    directory: DirOpt = DEFAULT_DIR,
+    run_for: Annotated[
+        float | None, typer.Option("--for", help="Run this many seconds, then stop")
+    ] = None,
+    agent_interval: Annotated[
+        float, typer.Option("--agent-interval", help="Seconds between agent runs")
+    ] = 15.0,
+    collect_interval: Annotated[
+        float, typer.Option("--collect-interval", help="Seconds between rounds")
+    ] = 10.0,
+    election_timeout: Annotated[float, typer.Option("--election-timeout")] = 2.0,
+) -> None:
+    """Bring up three hubs, a replica set, and CLIENTS clients; show a live dashboard."""
+    from hubctl.lab.dashboard import Timeline, render, snapshot
+
+    if clients < 1:
+        fail("--clients must be at least 1", EXIT_USAGE)
+    if (directory / "lab.json").exists() and _lab_alive(directory):
+        fail(f"a lab is already running in {directory} (hubctl lab down --dir {directory})")
+    lab = LabCluster(directory.resolve(), clients, election_timeout, collect_interval)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    err_console.print("replica set: the wire-level stand-in (no mongod on PATH)", highlight=False)
+    try:
+        with err_console.status("starting the replica set, three hubd, and the clients..."):
+            lab.up()
+        control = serve_control(lab, on_down=stop.set)
+        address = f"127.0.0.1:{control.server_address[1]}"
+        lab.save_state(address)
+        say(f"export HUBCTL_MONGO_URI='{lab.uri}'")
+        say(f"lab control at {address}; in another shell: hubctl lab kill hub1 --dir {directory}")
+        timeline = Timeline()
+        deadline = time.monotonic() + run_for if run_for else None
+        next_run = 0.0
+        with Live(render(snapshot(lab, timeline)), refresh_per_second=1, transient=False) as live:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                if time.monotonic() >= next_run:
+                    asyncio.run(lab.agent_runs())
+                    timeline.agent_rounds += 1
+                    next_run = time.monotonic() + agent_interval
+                live.update(render(snapshot(lab, timeline)))
+                stop.wait(1.0)
+        final = snapshot(lab, timeline)
+        control.shutdown()
+    finally:
+        lab.down()
+        (directory / "lab.json").unlink(missing_ok=True)
+    say(
+        f"lab stopped: {final['reports']} reports stored, {timeline.agent_rounds} agent rounds, "
+        f"{len(timeline.failovers)} failovers; clients per hub: {final['per_server']}"
+    )
+
+
+def _lab_alive(directory: Path) -> bool:
+    try:
+        control_request(_control(directory), "status")
+    except (ControlError, typer.Exit):
+        return False
+    return True
+
+
+def _control(directory: Path) -> str:
+    try:
+        state = json.loads((directory / "lab.json").read_text())
+    except (FileNotFoundError, ValueError):
+        fail(f"no running lab in {directory} (start one with hubctl lab up --dir {directory})")
+    if not state.get("control"):
+        fail(f"the lab in {directory} is still starting")
+    return state["control"]
+
+
+def _act(action: str, hub: str, directory: Path) -> None:
+    try:
+        answer = control_request(_control(directory), action, hub)
+    except ControlError as exc:
+        fail(str(exc))
+    say(str(answer["member"]))
+
+
+def kill(
+    hub: Annotated[str, typer.Argument(help="hub1, hub2, hub3")], directory: DirOpt = DEFAULT_DIR
+) -> None:
+    """Crash a hub: its mongod and its hubd."""
+    _act("kill", hub, directory)
+
+
+def revive(hub: Annotated[str, typer.Argument()], directory: DirOpt = DEFAULT_DIR) -> None:
+    """Start a killed hub again."""
+    _act("revive", hub, directory)
+
+
+def isolate(hub: Annotated[str, typer.Argument()], directory: DirOpt = DEFAULT_DIR) -> None:
+    """Cut a hub's mongod off from its peers."""
+    _act("isolate", hub, directory)
+
+
+def heal(hub: Annotated[str, typer.Argument()], directory: DirOpt = DEFAULT_DIR) -> None:
+    """Reconnect an isolated hub."""
+    _act("heal", hub, directory)
+
+
+def status(directory: DirOpt = DEFAULT_DIR) -> None:
+    """The running lab's hubs, as JSON."""
+    try:
+        print_json(control_request(_control(directory), "status"))
+    except ControlError as exc:
+        fail(str(exc))
+
+
+def down(directory: DirOpt = DEFAULT_DIR) -> None:
+    """Stop a running lab (it cleans up every process it started)."""
+    try:
+        control_request(_control(directory), "down")
+    except ControlError as exc:
+        fail(str(exc))
+    say("lab stopping")
+
+
+scenario_app = typer.Typer(help="Scripted stories that check themselves.")
+
+
+@scenario_app.command("failover")
+def scenario_failover(
+    clients: Annotated[int, typer.Option("--clients")] = 6,
+) -> None:
+    """Collect, kill the master, check re-pointing and every report; exit 0 only if all held."""
+    from hubctl.lab.scenario import failover
+
+    rows = failover(clients)
+    for what, ok, at in rows:
+        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+        err_console.print(f"{mark} {at:6.2f}s  {what}", highlight=False)
+    raise typer.Exit(0 if rows and all(ok for _, ok, _ in rows) else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(scenario_app, name="scenario")
+    app.command("up")(up)
+    for command in (kill, revive, isolate, heal, status, down):
+        app.command(command.__name__)(command)
