@@ -128,10 +128,18 @@ async def _contact_hubs(state: ClientState, config: AgentConfig, result: RunResu
     assert hub_key is not None
     failed: list[str] = []
     reasons: list[str] = []
-    for server in plan.servers:
+    # A hub that sees no master (say, its mongod is cut off) is asked again only if no other
+    # hub names one: another may know where the master went.
+    queue = [(server, False) for server in plan.servers]
+    while queue:
+        server, last_resort = queue.pop(0)
         try:
             async with open_hub(server, client_key, hub_key, config.connect_timeout) as session:
                 info = await session.master()
+                if info.master is None and not last_resort and queue:
+                    result.notes.append(f"hub {server} sees no master ({info.reason}); asking on")
+                    queue.append((server, True))
+                    continue
                 result.server = server
                 note = follow_master(state, plan, info, failed)
                 if note:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubcluster.messages import REPORT_FIELDS
+
 
 @dataclass
 class ParsedReports:
@@ -62,7 +64,7 @@ def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict
         return seq, "time must be a number", record
     if not isinstance(record.get("payload"), dict):
         return seq, "payload must be an object", record
-    unknown = set(record) - {"seq", "kind", "time", "payload"}
+    unknown = set(record) - set(REPORT_FIELDS)
     if unknown:
         return seq, f"unknown fields {sorted(unknown)}", record
     return seq, None, record

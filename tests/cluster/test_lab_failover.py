@@ -5,20 +5,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-import pytest
-
-from hubctl.lab.cluster import HUBCTL, LabCluster
+from hubctl.lab.cluster import HUBCTL
 from tests.conftest import wait_until
-
-
-@pytest.fixture
-def lab(tmp_path):
-    cluster = LabCluster(
-        tmp_path / "lab", clients=5, election_timeout=1.0, collect_interval=1.0, sync_interval=1.0
-    )
-    cluster.up()
-    yield cluster
-    cluster.down()
 
 
 def hubctl(*args):
