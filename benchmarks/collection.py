@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.collection_baselines import ansible_round, openssh_round, prepare
 from hub.collector import Collector
 from hub.config import CollectorSettings
 from hub.keystore import KeyStore
@@ -160,6 +161,15 @@ async def run(args: argparse.Namespace) -> None:
         second = await timed_round(collector)
         await collector.close()
         client.close()
+        baselines = {}
+        if args.baselines:
+            files = prepare(tmp, clients, keystore.hub_private_key_path)
+            for name, fn in (("OpenSSH + xargs -P", openssh_round), ("Ansible raw", ansible_round)):
+                produce(fleet)
+                one = fn(tmp, files, args.clients, args.concurrency)
+                produce(fleet)
+                two = fn(tmp, files, args.clients, args.concurrency)
+                baselines[name] = (one, two)
         produce(fleet)
         failover = await failover_to_first_report(uri, control, hub_key, keystore, settings)
     finally:
@@ -179,6 +189,15 @@ async def run(args: argparse.Namespace) -> None:
         )
     ratio = second["clients_per_s"] / first["clients_per_s"]
     print(f"  round 2 / round 1 throughput: {ratio:.2f}x")
+    for name, (one, two) in baselines.items():
+        for label, r, ours in (("round 1", one, first), ("round 2", two, second)):
+            print(
+                f"  {name:19s} {label}: {r['clients_per_s']:7.1f} clients/s  "
+                f"{r['cpu_per_client'] * 1000:6.2f} ms CPU/client  pulled {r['pulled']}; "
+                f"hubcluster is {ours['clients_per_s'] / max(r['clients_per_s'], 1e-9):.2f}x "
+                f"the throughput at {r['cpu_per_client'] / max(ours['cpu_per_client'], 1e-9):.2f}x "
+                "less CPU per client"
+            )
     print(
         f"  killed primary -> new master: {failover['to_new_master']:.2f} s; -> its first stored "
         f"report: {failover['to_first_report']:.2f} s (stand-in election timeout "
@@ -192,6 +211,11 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--election-timeout", type=float, default=2.0)
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also time OpenSSH + xargs -P and Ansible raw (run setup_baselines.sh)",
+    )
     asyncio.run(run(parser.parse_args()))
 
 
