@@ -10,8 +10,8 @@ import pymongo
 import pytest
 
 from hub.replset import ReplicaSet
+from hubctl.lab.mongod_cluster import MongodCluster
 from hubctl.lab.standin import StandinCluster
-from tests.mongod_cluster import MongodCluster
 
 # Short enough to keep tests quick, long enough that pymongo's 500 ms heartbeat is not
 # outpaced by elections.

@@ -23,6 +23,7 @@ from hub.keystore import KeyStore
 from hub.mongo import DB_NAME, connect
 from hub.replset import ReplicaSet
 from hubcluster.keys import ensure_key_pair, key_fingerprint
+from hubctl.lab.mongod_cluster import MongodCluster
 from hubctl.lab.standin import StandinCluster
 
 SAMPLE_PROMISES = """\
@@ -92,7 +93,7 @@ class LabCluster:
     sync_interval: float = 5.0
     hubs: list[LabHub] = field(default_factory=list)
     fleet: list[LabClient] = field(default_factory=list)
-    standin: StandinCluster | None = None
+    standin: StandinCluster | MongodCluster | None = None
     last_kill: float | None = None
 
     # ----- the replica set and the hubs ---------------------------------------------------
@@ -101,8 +102,15 @@ class LabCluster:
         assert self.standin is not None
         return self.standin.uri
 
+    @property
+    def replset_kind(self) -> str:
+        return "real mongod processes" if shutil.which("mongod") else "the wire-level stand-in"
+
     def start_replset(self) -> None:
-        self.standin = StandinCluster(election_timeout=self.election_timeout).start()
+        if shutil.which("mongod"):
+            self.standin = MongodCluster(self.directory / "mongod").start()
+        else:
+            self.standin = StandinCluster(election_timeout=self.election_timeout).start()
         rs = ReplicaSet(self.standin.uri)
         try:
             rs.initiate(

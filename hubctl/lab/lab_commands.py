@@ -46,7 +46,7 @@ def up(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    err_console.print("replica set: the wire-level stand-in (no mongod on PATH)", highlight=False)
+    err_console.print(f"replica set: {lab.replset_kind}", highlight=False)
     try:
         with err_console.status("starting the replica set, three hubd, and the clients..."):
             lab.up()

@@ -1,4 +1,8 @@
-"""Three real `mongod --replSet` processes on loopback, with the stand-in's control surface."""
+"""Three real `mongod --replSet` processes on loopback, with the stand-in's control surface.
+
+The lab uses them instead of the stand-in when `mongod` is on PATH; the real-mongod test
+tier too. A network cut of one member needs more than processes, so isolate/heal say so.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +85,44 @@ class MongodCluster:
         index = self._index(member)
         self._spawn(index)
         return self.hosts[index]
+
+    def isolate(self, member: str | int) -> str:
+        raise KeyError("isolating a real mongod needs network namespaces; use the stand-in lab")
+
+    heal = isolate
+
+    def primary(self) -> str | None:
+        from hub.replset import ReplicaSet
+
+        rs = ReplicaSet(self.uri, timeout=2.0)
+        try:
+            return rs.topology().primary
+        except Exception:  # noqa: BLE001 - no answer means no primary to report
+            return None
+        finally:
+            rs.close()
+
+    def status(self) -> dict:
+        from hub.replset import ReplicaSet
+
+        rs = ReplicaSet(self.uri, timeout=2.0)
+        try:
+            topo = rs.topology()
+        finally:
+            rs.close()
+        views = {m.name: m for m in topo.members}
+        return {
+            "set": self.set_name,
+            "members": [
+                {
+                    "name": host,
+                    "alive": index in self.procs,
+                    "isolated": False,
+                    "state": views[host].state if host in views else "DOWN",
+                }
+                for index, host in enumerate(self.hosts)
+            ],
+        }
 
     def stop(self) -> None:
         for proc in self.procs.values():
