@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from hub.mongo import DB_NAME, connect
 from hub.replset import ReplicaSet
 from hubcluster.keys import ensure_key_pair, key_fingerprint
 from hubctl.lab.mongod_cluster import MongodCluster
+from hubctl.lab.ports import free_port, wait_port
 from hubctl.lab.standin import StandinCluster
 
 SAMPLE_PROMISES = """\
@@ -42,12 +42,6 @@ name = "sunday_only"
 check = "true"
 if = "Sunday"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _python_entry(module: str) -> list[str]:
@@ -171,7 +165,7 @@ class LabCluster:
         hub.proc = subprocess.Popen(
             HUBD + ["run", "--config", str(hub.config)], stdout=log, stderr=subprocess.STDOUT
         )
-        _wait_port(hub.service_port, 30, f"{hub.name}'s SSH service")
+        wait_port(hub.service_port, 30, f"{hub.name}'s SSH service")
 
     def stop_hub(self, hub: LabHub, kill: bool = False) -> None:
         if hub.proc is None:
@@ -283,7 +277,7 @@ class LabCluster:
                 stderr=subprocess.STDOUT,
             )
         for c in self.fleet:
-            _wait_port(c.port, 30, f"{c.name}'s report service")
+            wait_port(c.port, 30, f"{c.name}'s report service")
 
     async def agent_runs(self, concurrency: int = 8) -> list[int]:
         """One `client-agent run` on every client; returns their exit codes."""
@@ -399,14 +393,3 @@ class LabCluster:
             self.stop_hub(h)
         if self.standin is not None:
             self.standin.stop()
-
-
-def _wait_port(port: int, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not come up on port {port} within {timeout:g}s")

@@ -6,16 +6,10 @@ tier too. A network cut of one member needs more than processes, so isolate/heal
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from hubctl.lab.ports import free_port, wait_port
 
 
 class MongodCluster:
@@ -60,14 +54,7 @@ class MongodCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"mongod on port {port} did not start")
+        wait_port(port, 30, f"mongod {index}")
 
     def start(self) -> MongodCluster:
         for index in range(len(self.ports)):
