@@ -3,7 +3,8 @@
 A round: for each registered host whose lock allows it (`ifelapsed` since its last good
 pull), with bounded concurrency, over an SSH connection kept from the last round, ask the
 client's report service for records after the stored cursor, store them with majority
-write concern as idempotent upserts keyed by (host key, seq), then advance the cursor.
+write concern as idempotent upserts keyed by (host key, seq), then advance the cursor
+(hosts pulled at the same time share those writes: `report_writer.py`).
 Asking `--since N` is also the client's licence to prune up to N, so N only ever names
 reports already stored on a majority. The first `NotWritablePrimary` or write-concern
 failure ends the round at once: a deposed or isolated master must not write.
@@ -20,26 +21,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import asyncssh
-from pymongo.errors import (
-    AutoReconnect,
-    BulkWriteError,
-    NotPrimaryError,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-    WriteConcernError,
-)
+from pymongo.errors import PyMongoError
 
 from hub.config import CollectorSettings
 from hub.report_records import parse_report_lines
-from hub.store import HubStore
+from hub.report_writer import Deposed, ReportWriter, is_deposing
+from hub.store import HubStore, Pull
 
 log = logging.getLogger("hubcluster.collector")
 
 KeyLookup = Callable[[str], asyncssh.SSHKey | None]
-
-
-class Deposed(Exception):
-    """This hub may no longer write: it is not primary, or a majority cannot acknowledge."""
 
 
 @dataclass
@@ -70,14 +61,6 @@ class RoundFigures:
         return doc
 
 
-def _is_deposing(exc: BaseException) -> bool:
-    if isinstance(exc, NotPrimaryError | WriteConcernError | ServerSelectionTimeoutError):
-        return True
-    if isinstance(exc, BulkWriteError):
-        return bool(exc.details.get("writeConcernErrors"))
-    return isinstance(exc, AutoReconnect)
-
-
 class Collector:
     """Collects on behalf of `hub`; one instance lives as long as hubd, across master changes."""
 
@@ -99,6 +82,7 @@ class Collector:
         self._connections: dict[str, asyncssh.SSHClientConnection] = {}
         self.last_round: RoundFigures | None = None
         self.progress: dict[str, int] = {}
+        self.writer = ReportWriter(store, hub, is_master)
 
     # ----- a round ----------------------------------------------------------------------
     async def run_round(self) -> RoundFigures:
@@ -178,7 +162,7 @@ class Collector:
             except (OSError, asyncssh.Error, ValueError) as exc:
                 why = _describe(exc)
             except PyMongoError as exc:
-                if _is_deposing(exc):
+                if is_deposing(exc):
                     raise Deposed(f"{type(exc).__name__}: {exc}") from None
                 why = f"database: {exc}"
             if why is not None:
@@ -197,7 +181,7 @@ class Collector:
         try:
             await asyncio.to_thread(self.store.mark_pull, sha, when, why)
         except PyMongoError as exc:
-            if _is_deposing(exc):
+            if is_deposing(exc):
                 raise Deposed(f"{type(exc).__name__}: {exc}") from None
 
     async def _pull(
@@ -216,26 +200,15 @@ class Collector:
                 # pymongo would retry our writes on the new primary; the role, not the
                 # database, decides who collects.
                 raise Deposed("this hub is no longer master")
-            try:
-                if parsed.rejected:
-                    await asyncio.to_thread(
-                        self.store.store_rejected, sha, parsed.rejected, self.hub
-                    )
-                    figures.rejected += len(parsed.rejected)
-                    for bad in parsed.rejected:
-                        log.warning(
-                            "rejected report %d of %s: %s", bad["seq"], sha[:12], bad["reason"]
-                        )
-                stored_total += await asyncio.to_thread(
-                    self.store.store_reports, sha, parsed.records, self.hub
-                )
-                seqs = [r["seq"] for r in parsed.records] + [r["seq"] for r in parsed.rejected]
-                newest = max(seqs, default=since)
-                await asyncio.to_thread(self.store.advance_cursor, sha, newest, started)
-            except PyMongoError as exc:
-                if _is_deposing(exc):
-                    raise Deposed(f"{type(exc).__name__}: {exc}") from None
-                raise
+            seqs = [r["seq"] for r in parsed.records] + [r["seq"] for r in parsed.rejected]
+            newest = max(seqs, default=since)
+            pull = Pull(sha, parsed.records, parsed.rejected, newest, started)
+            # Raises Deposed itself when the write shows this hub may no longer write.
+            stored_total += await self.writer.write(pull)
+            if parsed.rejected:
+                figures.rejected += len(parsed.rejected)
+                for bad in parsed.rejected:
+                    log.warning("rejected report %d of %s: %s", bad["seq"], sha[:12], bad["reason"])
             if parsed.error:
                 raise ValueError(f"malformed report after seq {newest}: {parsed.error}")
             if len(seqs) < self.settings.batch_size:

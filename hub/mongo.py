@@ -62,9 +62,12 @@ def connect(uri: str, timeout: float = 5.0, **kwargs: Any) -> pymongo.MongoClien
     return pymongo.MongoClient(uri, **options)
 
 
-def connect_member(uri: str, member: str, timeout: float = 5.0) -> pymongo.MongoClient:
+def connect_member(
+    uri: str, member: str, timeout: float = 5.0, **kwargs: Any
+) -> pymongo.MongoClient:
     """A client of one member only, for commands that act on that member (freeze, stepdown)."""
     options = _shared_options(parse(uri))
+    options.update(kwargs)
     return pymongo.MongoClient(
         f"mongodb://{member}/",
         directConnection=True,

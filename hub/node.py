@@ -20,7 +20,7 @@ from hub.events import EVENTS, now_utc
 from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
 from hub.masterfiles import current_release_id, current_release_since
-from hub.mongo import connect
+from hub.mongo import connect, connect_member
 from hub.peer_sync import apply_db_revocations, sync_with_peers
 from hub.ssh_service import HostRecord, start_hub_service_from_config
 from hub.store import HubStore
@@ -48,8 +48,14 @@ class HubNode:
         self.scheduler = AsyncIOScheduler()
         self.keystore = KeyStore(config.ppkeys)
         self.hub_key = load_private_key(self.keystore.hub_private_key_path)
+        # The collector writes through its own member only, without retries: a write that
+        # reaches a member that is not primary fails instead of following the new primary,
+        # so a hub that lost mastership stops at its next write, not at its next look.
+        self.collector_client = connect_member(
+            config.mongo_uri, config.me.mongo, timeout=5.0, retryWrites=False
+        )
         self.collector = Collector(
-            self.store,
+            HubStore(self.collector_client, config.max_staleness),
             config.collector,
             self.name,
             self.hub_key,
@@ -260,6 +266,7 @@ class HubNode:
             await self._flush()
             self.watch.close()
             self.client.close()
+            self.collector_client.close()
             log.info("%s stopped", self.name)
 
     def request_stop(self) -> None:

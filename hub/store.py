@@ -8,6 +8,7 @@ bound) so they never load the collector and keep answering while the primary is 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import pymongo
@@ -28,9 +29,31 @@ HUB_STATE = "hub_state"
 REJECTED = "rejected_reports"
 
 
+REPORT_BODY = ("kind", "time", "payload")
+
+
 def report_id(host: str, seq: int) -> str:
     # One id per (host key, sequence): a report stored twice is the same document.
     return f"{host}/{seq:016d}"
+
+
+@dataclass(frozen=True)
+class Pull:
+    """What one host's report service returned past its cursor, and the cursor's next value."""
+
+    host: str
+    records: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    newest: int
+    pulled_at: dt.datetime
+
+
+def _insert_once(
+    host: str, record: dict[str, Any], now: dt.datetime, hub: str, fields: tuple[str, ...]
+) -> UpdateOne:
+    body = {name: record[name] for name in fields}
+    doc = {"host": host, "seq": record["seq"], **body, "stored": now, "stored_by": hub}
+    return UpdateOne({"_id": report_id(host, record["seq"])}, {"$setOnInsert": doc}, upsert=True)
 
 
 class HubStore:
@@ -85,63 +108,40 @@ class HubStore:
     def cursors(self) -> dict[str, dict[str, Any]]:
         return {doc["_id"]: doc for doc in self.db[CURSORS].find()}
 
-    def store_reports(self, host: str, records: list[dict[str, Any]], hub: str) -> int:
-        """Idempotent upserts keyed by (host, seq); returns how many were new."""
-        if not records:
-            return 0
+    def store_pulls(self, pulls: list[Pull], hub: str) -> list[int]:
+        """Store many hosts' pulls in one write per collection; returns each pull's new count.
+
+        Reports (and refused ones, kept as evidence) are idempotent upserts keyed by
+        (host, seq); cursors move only after both writes are on a majority, and by `$max`,
+        so a slower, older round can never move a cursor backwards.
+        """
         now = dt.datetime.now(dt.UTC)
-        ops = [
+        evidence = [
+            _insert_once(p.host, r, now, hub, ("reason", "raw")) for p in pulls for r in p.rejected
+        ]
+        if evidence:
+            self.db[REJECTED].bulk_write(evidence, ordered=False)
+        reports, owner = [], []
+        for index, p in enumerate(pulls):
+            for r in p.records:
+                reports.append(_insert_once(p.host, r, now, hub, REPORT_BODY))
+                owner.append(index)
+        counts = [0] * len(pulls)
+        if reports:
+            result = self.db[REPORTS].bulk_write(reports, ordered=False)
+            for op_index in result.upserted_ids:
+                counts[owner[op_index]] += 1
+        cursors = [
             UpdateOne(
-                {"_id": report_id(host, r["seq"])},
-                {
-                    "$setOnInsert": {
-                        "host": host,
-                        "seq": r["seq"],
-                        "kind": r["kind"],
-                        "time": r["time"],
-                        "payload": r["payload"],
-                        "stored": now,
-                        "stored_by": hub,
-                    }
-                },
+                {"_id": p.host},
+                {"$max": {"seq": p.newest}, "$set": {"last_pull": p.pulled_at}},
                 upsert=True,
             )
-            for r in records
+            for p in pulls
         ]
-        result = self.db[REPORTS].bulk_write(ops, ordered=False)
-        return result.upserted_count
-
-    def store_rejected(self, host: str, rejected: list[dict[str, Any]], hub: str) -> None:
-        """Keep refused reports as evidence, so passing them by loses nothing silently."""
-        if not rejected:
-            return
-        now = dt.datetime.now(dt.UTC)
-        ops = [
-            UpdateOne(
-                {"_id": report_id(host, r["seq"])},
-                {
-                    "$setOnInsert": {
-                        "host": host,
-                        "seq": r["seq"],
-                        "reason": r["reason"],
-                        "raw": r["raw"],
-                        "stored": now,
-                        "stored_by": hub,
-                    }
-                },
-                upsert=True,
-            )
-            for r in rejected
-        ]
-        self.db[REJECTED].bulk_write(ops, ordered=False)
-
-    def advance_cursor(self, host: str, seq: int, pulled_at: dt.datetime) -> None:
-        # $max: a slower, older round can never move a cursor backwards.
-        self.db[CURSORS].update_one(
-            {"_id": host},
-            {"$max": {"seq": seq}, "$set": {"last_pull": pulled_at}},
-            upsert=True,
-        )
+        if cursors:
+            self.db[CURSORS].bulk_write(cursors, ordered=False)
+        return counts
 
     def mark_pull(self, host: str, pulled_at: dt.datetime, error: str | None) -> None:
         self.db[CURSORS].update_one(

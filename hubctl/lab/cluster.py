@@ -192,6 +192,13 @@ class LabCluster:
         primary = self.standin.primary()
         return next((h for h in self.hubs if h.member == primary), None)
 
+    def member_state(self, name: str) -> str:
+        """A hub's replica-set member state: PRIMARY, SECONDARY, STARTUP or DOWN."""
+        hub = self.hub(name)
+        assert self.standin is not None
+        states = {m["name"]: m["state"] for m in self.standin.status()["members"]}
+        return states.get(hub.member, "DOWN")
+
     def publish_sample(self) -> str:
         source = self.directory / "sample-masterfiles"
         source.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ report service (`client_agent.report_service`) in the caller's event loop.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +16,15 @@ import asyncssh
 from client_agent.report_service import start_report_service
 from client_agent.spool import Spool
 from client_agent.state import ClientState
+from hub.collector import Collector
+from hub.config import CollectorSettings
 from hub.keystore import KeyStore
 from hub.store import HubStore
 from hubcluster.keys import ensure_key_pair, key_sha
+
+SETTINGS = CollectorSettings(
+    concurrency=8, connect_timeout=3, host_timeout=5, ifelapsed=0, expireafter=10, batch_size=4
+)
 
 
 @dataclass
@@ -90,3 +97,13 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def collector(
+    store: HubStore,
+    fleet: Fleet,
+    settings: CollectorSettings = SETTINGS,
+    is_master: Callable[[], bool] = lambda: True,
+) -> Collector:
+    """The collector as hubd builds it, for `fleet`'s hub key and ppkeys."""
+    return Collector(store, settings, "hub1", fleet.hub_key, fleet.keystore.get, is_master)

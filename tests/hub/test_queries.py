@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hub.events import list_events, record_event
 from hub.mongo import connect
 from hub.queries import Queries, QueryError, read_preference
-from hub.store import HubStore
+from hub.store import HubStore, Pull
 from hubctl.app import app
 from tests.conftest import wait_until
 
@@ -57,9 +57,9 @@ def filled(standin_set):
                 },
             },
         ]
-        assert store.store_reports(sha, records, "hub1") == 3
-        assert store.store_reports(sha, records, "hub1") == 0  # idempotent
-        store.advance_cursor(sha, 3, dt.datetime.now(dt.UTC))
+        pull = Pull(sha, records, [], 3, dt.datetime.now(dt.UTC))
+        assert store.store_pulls([pull], "hub1") == [3]
+        assert store.store_pulls([pull], "hub1") == [0]  # idempotent
     store.record_last_seen("hub1", {sha_of("web1"): dt.datetime.now(dt.UTC)})
     store.record_last_seen(
         "hub2", {sha_of("web2"): dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)}

@@ -14,6 +14,7 @@ from mongomock.store import ServerStore
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from hubctl.lab.standin.errors import CommandError
+from hubctl.lab.standin.indexed import collection
 
 Entry = tuple  # ("put", db, coll, doc) | ("del", db, coll, _id) | ("index", ...) | ("drop", ...)
 
@@ -50,7 +51,7 @@ class MemberStore:
     def apply(self, entries: list[Entry]) -> None:
         for entry in entries:
             kind, db, coll = entry[0], entry[1], entry[2]
-            target = self.client[db][coll]
+            target = collection(self.client, db, coll)
             if kind == "put":
                 target.replace_one({"_id": entry[3]["_id"]}, entry[3], upsert=True)
             elif kind == "del":
@@ -74,7 +75,9 @@ class MemberStore:
 
     def find(self, db: str, cmd: dict) -> dict:
         coll = cmd["find"]
-        cursor = self.client[db][coll].find(cmd.get("filter") or {}, cmd.get("projection"))
+        cursor = collection(self.client, db, coll).find(
+            cmd.get("filter") or {}, cmd.get("projection")
+        )
         sort = _sort_spec(cmd.get("sort"))
         if sort:
             cursor = cursor.sort(sort)
@@ -108,18 +111,20 @@ class MemberStore:
     def aggregate(self, db: str, cmd: dict) -> dict:
         coll = cmd["aggregate"]
         try:
-            docs = list(self.client[db][coll].aggregate(cmd.get("pipeline", [])))
+            docs = list(collection(self.client, db, coll).aggregate(cmd.get("pipeline", [])))
         except (OperationFailure, NotImplementedError, KeyError, TypeError) as exc:
             raise CommandError(40324, "Location40324", f"aggregate failed: {exc}") from None
         return self._cursor_reply(f"{db}.{coll}", docs, (cmd.get("cursor") or {}).get("batchSize"))
 
     def count(self, db: str, cmd: dict) -> dict:
-        coll = self.client[db][cmd["count"]]
+        coll = collection(self.client, db, cmd["count"])
         kwargs = {k: int(cmd[k]) for k in ("skip", "limit") if cmd.get(k)}
         return {"n": coll.count_documents(cmd.get("query") or {}, **kwargs), "ok": 1}
 
     def distinct(self, db: str, cmd: dict) -> dict:
-        values = self.client[db][cmd["distinct"]].distinct(cmd["key"], cmd.get("query") or {})
+        values = collection(self.client, db, cmd["distinct"]).distinct(
+            cmd["key"], cmd.get("query") or {}
+        )
         return {"values": values, "ok": 1}
 
     def list_collections(self, db: str, cmd: dict) -> dict:
@@ -137,7 +142,7 @@ class MemberStore:
         if coll not in self.client[db].list_collection_names():
             raise CommandError(26, "NamespaceNotFound", f"ns does not exist: {db}.{coll}")
         docs = []
-        for name, info in self.client[db][coll].index_information().items():
+        for name, info in collection(self.client, db, coll).index_information().items():
             doc = {"v": 2, "key": dict(info["key"]), "name": name}
             if info.get("unique"):
                 doc["unique"] = True
@@ -152,7 +157,7 @@ class MemberStore:
     # ----- writes: each returns (reply, oplog entries) ------------------------------------
     def insert(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
         coll_name = cmd["insert"]
-        coll = self.client[db][coll_name]
+        coll = collection(self.client, db, coll_name)
         ordered = cmd.get("ordered", True)
         entries: list[Entry] = []
         errors, n = [], 0
@@ -173,12 +178,12 @@ class MemberStore:
         return reply, entries
 
     def _post_images(self, db: str, coll_name: str, ids: list[Any]) -> list[Entry]:
-        coll = self.client[db][coll_name]
+        coll = collection(self.client, db, coll_name)
         return [("put", db, coll_name, doc) for doc in coll.find({"_id": {"$in": ids}})]
 
     def update(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
         coll_name = cmd["update"]
-        coll = self.client[db][coll_name]
+        coll = collection(self.client, db, coll_name)
         ordered = cmd.get("ordered", True)
         entries: list[Entry] = []
         errors, upserted = [], []
@@ -224,7 +229,7 @@ class MemberStore:
 
     def delete(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
         coll_name = cmd["delete"]
-        coll = self.client[db][coll_name]
+        coll = collection(self.client, db, coll_name)
         entries: list[Entry] = []
         n = 0
         for stmt in cmd.get("deletes", []):
@@ -242,7 +247,7 @@ class MemberStore:
     def find_and_modify(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
         name = next(iter(cmd))
         coll_name = cmd[name]
-        coll = self.client[db][coll_name]
+        coll = collection(self.client, db, coll_name)
         query, sort = cmd.get("query") or {}, _sort_spec(cmd.get("sort"))
         fields, upsert = cmd.get("fields"), bool(cmd.get("upsert"))
         before = coll.find_one(query, sort=sort)
@@ -290,7 +295,7 @@ class MemberStore:
 
     def create_indexes(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
         coll_name = cmd["createIndexes"]
-        coll = self.client[db][coll_name]
+        coll = collection(self.client, db, coll_name)
         existed = coll_name in self.client[db].list_collection_names()
         before = len(coll.index_information()) if existed else 1
         entries: list[Entry] = []
@@ -318,7 +323,7 @@ class MemberStore:
         coll_name = cmd["drop"]
         if coll_name not in self.client[db].list_collection_names():
             raise CommandError(26, "NamespaceNotFound", "ns not found")
-        self.client[db][coll_name].drop()
+        collection(self.client, db, coll_name).drop()
         return {"ns": f"{db}.{coll_name}", "nIndexesWas": 1, "ok": 1}, [("drop", db, coll_name)]
 
     def drop_database(self, db: str) -> tuple[dict, list[Entry]]:
