@@ -25,7 +25,7 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
     host_timeout = "30s"
     ifelapsed = "1m"                    # minimum time between two pulls of one host
     expireafter = "10m"                 # a pull running longer is cancelled and counted failed
-    batch_size = 500                    # reports per upsert batch
+    batch_size = 500                    # reports asked of one client per command
     max_report_bytes = 1048576          # a larger report is rejected
 
     [sync]
