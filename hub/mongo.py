@@ -65,7 +65,9 @@ def connect(uri: str, timeout: float = 5.0, **kwargs: Any) -> pymongo.MongoClien
 def connect_member(
     uri: str, member: str, timeout: float = 5.0, **kwargs: Any
 ) -> pymongo.MongoClient:
-    """A client of one member only, for commands that act on that member (freeze, stepdown)."""
+    """A client of one member only: for commands that act on that member (freeze, stepdown),
+    and for writes that must fail rather than follow the primary elsewhere (the collector's).
+    """
     options = _shared_options(parse(uri))
     options.update(kwargs)
     return pymongo.MongoClient(

@@ -57,7 +57,7 @@ def _insert_once(
 
 
 class HubStore:
-    """Typed access to the collections; one instance per process, shared by its parts."""
+    """Typed access to the collections over one pymongo client, shared by the parts using it."""
 
     def __init__(self, client: pymongo.MongoClient, max_staleness: float = 90.0) -> None:
         self.client = client
