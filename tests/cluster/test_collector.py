@@ -8,11 +8,17 @@ import fcntl
 import time
 
 import asyncssh
+import pytest
 from pymongo import WriteConcern
+from pymongo.errors import NotPrimaryError
 
+from hub.config import parse_hub_config
+from hub.keystore import KeyStore
 from hub.master_watch import MasterWatch
 from hub.mongo import connect, connect_member
+from hub.node import HubNode
 from hub.store import HubStore
+from hubcluster.keys import ensure_key_pair
 from tests.cluster.fleet import SETTINGS, collector, stored_seqs
 from tests.conftest import wait_until
 
@@ -233,3 +239,32 @@ def test_isolated_old_primary_stops_writing(standin_set, fleet, tmp_path):
     assert all(c.spool.status()["acked_seq"] == 0 for c in fleet.clients)
     direct.close()
     majority_side.client.close()
+
+
+def test_hubd_collector_writes_only_through_its_own_member(standin_set, tmp_path):
+    """A hub whose mongod is a secondary cannot store a report, even with a primary elsewhere."""
+    primary = standin_set.primary()
+    secondary = next(h for h in standin_set.hosts if h != primary)
+    hubs = [
+        {"name": f"hub{i}", "mongo": host, "service": f"127.0.0.1:{5400 + i}"}
+        for i, host in enumerate(standin_set.hosts, 1)
+    ]
+    me = next(h["name"] for h in hubs if h["mongo"] == secondary)
+    config = parse_hub_config(
+        {
+            "hub": {"name": me, "workdir": str(tmp_path / me), "listen": "127.0.0.1:5400"},
+            "replset": {"uri": standin_set.uri},
+            "hubs": hubs,
+        }
+    )
+    ensure_key_pair(KeyStore(config.ppkeys).hub_private_key_path)
+    node = HubNode(config)
+    try:
+        with pytest.raises(NotPrimaryError):
+            node.collector.store.db["reports"].insert_one({"_id": "x/1", "host": "x", "seq": 1})
+        # the hub's other writes (events, last-seen) still follow the primary
+        node.store.db["events"].insert_one({"kind": "test"})
+    finally:
+        node.client.close()
+        node.collector_client.close()
+        node.watch.close()
