@@ -59,7 +59,7 @@ def run(rounds: int, election_timeout: float) -> dict[str, list[dict]]:
             old = rs.wait_for_primary(20)
             client.admin.command("ping")
             t0 = time.time()
-            rs._member_command(old, "replSetStepDown", 2, secondaryCatchUpPeriodSecs=1)
+            rs.member_command(old, "replSetStepDown", 2, secondaryCatchUpPeriodSecs=1)
             results["stepdown"].append(_measure(cluster, client, old, time.time()))
             time.sleep(2.5)  # let the stepdown period lapse so every member is electable again
             old = rs.wait_for_primary(20)

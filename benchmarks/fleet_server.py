@@ -20,12 +20,37 @@ from client_agent.report_service import start_report_service
 from client_agent.spool import Spool
 from client_agent.state import ClientState
 from hubcluster.keys import key_sha
+from hubcluster.report_kinds import (
+    INVENTORY,
+    OUTCOME,
+    inventory_payload,
+    outcome_payload,
+    promise_result,
+)
+
+# Shaped as agents send them, so the collector stores them rather than refusing them.
+OUTCOME_SAMPLE = outcome_payload(
+    release=None,
+    server=None,
+    exit_code=0,
+    error=None,
+    promises=[promise_result("motd", "kept", "ok", 0.01)],
+)
+INVENTORY_SAMPLE = inventory_payload(
+    hostname="client",
+    os="linux",
+    kernel="6.1",
+    uptime=1.0,
+    addresses=["127.0.0.1"],
+    agent_version="0",
+    policy_release=None,
+    policy_server=None,
+)
 
 
 def produce(spools: list[Spool], n: int) -> None:
     for spool in spools:
-        items = [("compliance", {"outcomes": [{"name": "motd", "status": "kept", "reason": "ok"}]})]
-        items += [("inventory", {"os": "linux", "kernel": "6.1", "n": i}) for i in range(n - 1)]
+        items = [(OUTCOME, OUTCOME_SAMPLE)] + [(INVENTORY, INVENTORY_SAMPLE)] * (n - 1)
         spool.append_many(items)
 
 

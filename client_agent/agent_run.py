@@ -2,8 +2,9 @@
 
 The run never gives up on the policy because of the network: when no hub answers it runs
 the policy it has and spools the reports for later. It ends with one summary line and an
-exit status: 0 all good, 1 promises not kept, 2 no hub could be used (none answered, or
-the policy update failed), 3 not bootstrapped / no hub known.
+exit status: 0 all good, 1 promises not kept, 2 not bootstrapped / no hub known, or the
+reports could not be spooled (read-only or full disk; the policy still ran), 3 no hub could
+be used (none answered, or the policy update failed).
 """
 
 from __future__ import annotations
@@ -16,24 +17,29 @@ import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import hubcluster
+from client_agent import policy_generation
 from client_agent.classes import host_classes, time_classes
 from client_agent.config import AgentConfig
 from client_agent.failover import follow_master, plan_servers
-from client_agent.hub_session import HubError, HubKeyMismatch, open_hub
 from client_agent.policy_update import PROMISES_FILE, PolicyUpdateError, UpdateResult, update_policy
-from client_agent.promises import Outcome, PromisesError, load_promises, run_promises
+from client_agent.promises import Outcome, run_promises
 from client_agent.spool import Spool
 from client_agent.state import ClientState
+from hubcluster import report_kinds
+from hubcluster.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from hubcluster.hub_session import HubError, HubKeyMismatch, open_hub
+from hubcluster.promises_grammar import PromisesError, load_promises_file
 
 log = logging.getLogger("hubcluster.agent")
 
-EXIT_OK = 0
-EXIT_NOT_KEPT = 1
-EXIT_NO_HUB = 2
-EXIT_NOT_READY = 3
+# The shared scheme (hubcluster/exit_codes.py): a run that cannot spool is a local problem
+# like a missing bootstrap (2); no hub answering is 3, as for every hubcluster command.
+EXIT_NOT_KEPT = EXIT_FAILED
+EXIT_NO_HUB = EXIT_UNREACHABLE
+EXIT_NOT_READY = EXIT_USAGE
+EXIT_NO_SPOOL = EXIT_USAGE
 
 
 @dataclass
@@ -98,18 +104,18 @@ def _addresses(hostname: str, seen_by_hub: str | None) -> list[str]:
 
 def inventory(
     hostname: str, release: str | None, server: str | None, seen_by_hub: str | None
-) -> dict[str, Any]:
+) -> report_kinds.InventoryPayload:
     """What the hub keeps about this host, refreshed every run."""
-    return {
-        "hostname": hostname,
-        "os": _os_name(),
-        "kernel": platform.release(),
-        "uptime": _uptime(),
-        "addresses": _addresses(hostname, seen_by_hub),
-        "agent_version": hubcluster.__version__,
-        "policy_release": release,
-        "policy_server": server,
-    }
+    return report_kinds.inventory_payload(
+        hostname=hostname,
+        os=_os_name(),
+        kernel=platform.release(),
+        uptime=_uptime(),
+        addresses=_addresses(hostname, seen_by_hub),
+        agent_version=hubcluster.__version__,
+        policy_release=release,
+        policy_server=server,
+    )
 
 
 async def _contact_hubs(state: ClientState, config: AgentConfig, result: RunResult) -> str | None:
@@ -147,10 +153,16 @@ async def _contact_hubs(state: ClientState, config: AgentConfig, result: RunResu
                 if failed:
                     result.notes.append(f"failed over past {', '.join(failed)}")
                 in_force = state.current_release() if state.inputs_root() else None
-                if info.release and info.release != in_force:
+                if info.release and info.release == in_force:
+                    # A republish makes a newer generation of it: recorded, so no hub
+                    # serving an older one takes this client back.
+                    policy_generation.record(state, info.release, info.generation)
+                elif info.release:
                     try:
                         async with session.sftp() as sftp:
-                            result.update = await update_policy(state, sftp, info.release)
+                            result.update = await update_policy(
+                                state, sftp, info.release, info.generation
+                            )
                     except (PolicyUpdateError, HubError) as exc:
                         result.notes.append(str(exc))
                         result.exit_code = max(result.exit_code, EXIT_NO_HUB)
@@ -178,7 +190,7 @@ def _run_policy(
     if root is None:
         return "no policy fetched yet"
     try:
-        promises = load_promises(root / PROMISES_FILE)
+        promises = load_promises_file(root / PROMISES_FILE).entries
     except PromisesError as exc:
         return f"policy {root.name} cannot run: {exc}"
     classes = time_classes(now) | host_classes(config.host_name)
@@ -203,21 +215,33 @@ async def run_agent(config: AgentConfig, now: dt.datetime | None = None) -> RunR
     if policy_problem:
         result.notes.append(policy_problem)
         log.error("%s", policy_problem)
-    if policy_problem or any(o.status == "not_kept" for o in result.outcomes):
+    if policy_problem or any(o.status == report_kinds.NOT_KEPT for o in result.outcomes):
         result.exit_code = max(result.exit_code, EXIT_NOT_KEPT)
     policy_server, _ = state.read_policy_server()
-    outcome = {
-        "release": result.release,
-        "server": result.server,
-        "exit_code": result.exit_code,
-        "error": policy_problem,
-        "promises": [o.to_dict() for o in result.outcomes],
-    }
+    outcome = report_kinds.outcome_payload(
+        release=result.release,
+        server=result.server,
+        exit_code=result.exit_code,
+        error=policy_problem,
+        promises=[
+            report_kinds.promise_result(o.name, o.status, o.reason, o.seconds, o.output)
+            for o in result.outcomes
+        ],
+    )
     facts = inventory(config.host_name, result.release, policy_server, seen_by_hub)
-    with Spool(state.spool_dir, config.spool_max_bytes) as spool:
-        dropped = spool.status()["dropped_total"]
-        result.seqs = spool.append_many([("outcome", outcome), ("inventory", facts)])
-        lost = spool.status()["dropped_total"] - dropped
+    lost = 0
+    try:
+        with Spool(state.spool_dir, config.spool_max_bytes) as spool:
+            dropped = spool.status()["dropped_total"]
+            result.seqs = spool.append_many(
+                [(report_kinds.OUTCOME, outcome), (report_kinds.INVENTORY, facts)]
+            )
+            lost = spool.status()["dropped_total"] - dropped
+    except OSError as exc:
+        # A read-only or full disk: the policy ran; the spool keeps what it had (a torn
+        # append is cut at its next open) and takes reports again once it can write.
+        result.exit_code = max(result.exit_code, EXIT_NO_SPOOL)
+        result.notes.append(f"cannot spool reports in {state.spool_dir}: {exc.strerror or exc}")
     if lost:
         result.notes.append(
             f"spool over its cap of {config.spool_max_bytes} bytes: {lost} old reports dropped"

@@ -11,7 +11,10 @@ import logging
 from dataclasses import dataclass, field
 
 from client_agent.config import AgentConfig
-from client_agent.hub_session import (
+from client_agent.policy_update import PolicyUpdateError, UpdateResult, update_policy
+from client_agent.state import ClientState, HubList
+from hubcluster.exit_codes import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
+from hubcluster.hub_session import (
     HubError,
     HubKeyMismatch,
     HubRefused,
@@ -20,18 +23,14 @@ from client_agent.hub_session import (
     hub_endpoint,
     open_hub,
 )
-from client_agent.policy_update import PolicyUpdateError, UpdateResult, update_policy
-from client_agent.state import ClientState, HubList
 from hubcluster.keys import KeyFileError, key_fingerprint, normalize_fingerprint
 from hubcluster.messages import RegisterRequest
 
 log = logging.getLogger("hubcluster.agent")
 
-# Exit statuses of bootstrap: the hub said no (or is not the hub we expect), the hub could
-# not be reached, or the command was given wrongly.
-EXIT_REFUSED = 1
-EXIT_UNREACHABLE = 2
-EXIT_USAGE = 3
+# Exit statuses of bootstrap (hubcluster/exit_codes.py): the hub said no (or is not the hub
+# we expect) 1, the command was given wrongly 2, the hub could not be reached 3.
+EXIT_REFUSED = EXIT_FAILED
 
 
 class BootstrapError(Exception):
@@ -150,7 +149,7 @@ async def bootstrap(
             result.release = info.release
             if info.release:
                 async with session.sftp() as sftp:
-                    result.update = await update_policy(state, sftp, info.release)
+                    result.update = await update_policy(state, sftp, info.release, info.generation)
     except HubKeyMismatch as exc:
         raise _hub_error(exc) from None
     except (HubError, PolicyUpdateError) as exc:

@@ -11,20 +11,22 @@ from typing import Annotated
 
 import typer
 
-from client_agent.agent_run import EXIT_NOT_READY, run_agent
-from client_agent.bootstrap import EXIT_USAGE, BootstrapError, bootstrap
+from client_agent.agent_run import run_agent
+from client_agent.bootstrap import BootstrapError, bootstrap
 from client_agent.config import AgentConfig, resolve_config
 from client_agent.report_service import start_report_service
 from client_agent.spool import Spool
 from client_agent.state import ClientState, StateError
 from hubcluster.config_check import ConfigError, split_address
+from hubcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
 from hubcluster.keys import KeyFileError
+from hubcluster.usage_errors import command_app
 
-app = typer.Typer(
-    help="The hubcluster client agent: bootstrap to a hub, run the policy, serve reports.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+# A config, key or state file this client cannot use is EXIT_USAGE: running again as it is
+# cannot succeed.
+app = command_app(
+    "The hubcluster client agent: bootstrap to a hub, run the policy, serve reports.",
+    prefix="client-agent: error: ",
 )
 
 WorkdirOption = Annotated[
@@ -49,7 +51,7 @@ def _setup(config_file: Path | None, workdir: Path | None, verbose: bool) -> Age
     try:
         return resolve_config(config_file, workdir)
     except ConfigError as exc:
-        raise _fail(str(exc), EXIT_NOT_READY) from None
+        raise _fail(str(exc), EXIT_USAGE) from None
 
 
 @app.command("bootstrap")
@@ -76,8 +78,8 @@ def bootstrap_command(
     except (KeyFileError, StateError, OSError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     typer.echo(result.summary())
-    if result.problems:
-        raise typer.Exit(2)
+    if result.problems:  # registered, but the policy could not be fetched yet
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("run")
@@ -91,7 +93,7 @@ def run_command(
     try:
         result = asyncio.run(run_agent(config))
     except (KeyFileError, StateError) as exc:
-        raise _fail(str(exc), EXIT_NOT_READY) from None
+        raise _fail(str(exc), EXIT_USAGE) from None
     stream = sys.stdout if result.exit_code == 0 else sys.stderr
     print(result.summary(), file=stream)
     raise typer.Exit(result.exit_code)
@@ -111,19 +113,19 @@ def serve_command(
     try:
         address = split_address(listen or config.listen)
     except ValueError as exc:
-        raise _fail(f"--listen: {exc}", EXIT_NOT_READY) from None
+        raise _fail(f"--listen: {exc}", EXIT_USAGE) from None
     state = ClientState(config.workdir)
     problem = state.bootstrap_problem()
     if problem:
-        raise _fail(f"not bootstrapped ({problem}); run client-agent bootstrap", EXIT_NOT_READY)
+        raise _fail(f"not bootstrapped ({problem}); run client-agent bootstrap", EXIT_USAGE)
     try:
         asyncio.run(_serve(state, address, config.spool_max_bytes))
     except (KeyFileError, StateError) as exc:
-        raise _fail(str(exc), EXIT_NOT_READY) from None
+        raise _fail(str(exc), EXIT_USAGE) from None
     except OSError as exc:
-        raise _fail(
-            f"cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}", 2
-        ) from None
+        # A file error (the spool on a read-only or full disk) names its file, not the socket.
+        what = f"write {exc.filename}" if exc.filename else f"listen on {address[0]}:{address[1]}"
+        raise _fail(f"cannot {what}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
 async def _serve(state: ClientState, address: tuple[str, int], max_bytes: int) -> None:

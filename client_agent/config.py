@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubcluster.config_check import ConfigError, Section, load_toml, split_address
+from hubcluster.messages import host_name_problem
 
 DEFAULT_CONFIG = Path("/etc/hubcluster/agent.toml")
 DEFAULT_WORKDIR = Path("/var/lib/hubcluster-agent")
@@ -66,9 +67,13 @@ def parse_agent_config(data: dict) -> AgentConfig:
     agent = root.table("agent")
     serve = root.table("serve")
     spool = root.table("spool")
+    hostname = agent.str("hostname")
+    problem = host_name_problem(hostname) if hostname is not None else None
+    if problem:
+        raise ConfigError(f"agent.hostname: {problem}")
     config = AgentConfig(
         workdir=Path(agent.str("workdir", str(DEFAULT_WORKDIR))),
-        hostname=agent.str("hostname"),
+        hostname=hostname,
         connect_timeout=agent.duration("connect_timeout", 3.0, minimum=0.1),
         run_interval=agent.duration("run_interval", 300.0, minimum=1.0),
         listen=serve.address("listen", DEFAULT_LISTEN),

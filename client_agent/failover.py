@@ -9,10 +9,14 @@ A broken `policy_server.dat` is reported and repaired from the hub list, never f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from client_agent.state import ClientState, HubList
 from hubcluster.messages import MasterInfo
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,8 +46,8 @@ def plan_servers(state: ClientState) -> ServerPlan:
         candidates = [h for h in hubs.hubs if h != hubs.failed_master] or hubs.hubs
         if candidates:
             address = candidates[0]
-            state.write_policy_server(address)
-            notes.append(f"{problem}; repaired from the hub list: now {address}")
+            note = _kept(state.write_policy_server, address)
+            notes.append(f"{problem}; repaired from the hub list: now {address}{note}")
         else:
             notes.append(f"{problem}, and there is no hub list to repair it from")
     return ServerPlan(server_order(address, hubs.hubs, hubs.failed_master), address, hubs, notes)
@@ -59,13 +63,25 @@ def follow_master(
         failed_master = old
     note = None
     if info.master is not None and info.master != old:
-        state.write_policy_server(info.master)
-        note = f"master moved: policy_server.dat now {info.master} (was {old or 'unset'})"
+        kept = _kept(state.write_policy_server, info.master)
+        note = f"master moved: policy_server.dat now {info.master} (was {old or 'unset'}){kept}"
         plan.policy_server = info.master
     if failed_master == plan.policy_server:
         failed_master = None  # the master that failed is back in charge
     hubs = HubList(list(info.hubs) or plan.hubs.hubs, failed_master)
     if hubs != plan.hubs:
-        state.write_hubs(hubs)
+        kept = _kept(state.write_hubs, hubs)
+        if kept:
+            note = f"{note}; hub list{kept}" if note else f"hub list{kept}"
         plan.hubs = hubs
     return note
+
+
+def _kept(write: Callable[[T], None], value: T) -> str:
+    """Write `value`: '' if it was kept, else why not (a read-only or full disk). The run goes
+    on with the value in memory, since running the policy matters more than recording this."""
+    try:
+        write(value)
+    except OSError as exc:
+        return f" (not kept on disk: {exc.strerror or exc})"
+    return ""

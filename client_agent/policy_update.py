@@ -22,10 +22,11 @@ from pathlib import Path
 
 import asyncssh
 
-from client_agent.promises import PromisesError, load_promises
+from client_agent import policy_generation
 from client_agent.state import ClientState
 from hubcluster.atomic import fsync_dir
 from hubcluster.messages import MessageError, parse_manifest
+from hubcluster.promises_grammar import PromisesError, load_promises
 from hubcluster.release_tree import (
     ReleaseTreeError,
     build_tree,
@@ -67,6 +68,8 @@ def _update_lock(store: Path) -> Iterator[None]:
 
 
 def _check_promises(tree: Path) -> None:
+    # Strict, like publish: a release with any promise this agent refuses does not replace the
+    # policy in force. (A policy already in force is run leniently: see run_promises.)
     try:
         load_promises(tree / PROMISES_FILE)
     except PromisesError as exc:
@@ -92,18 +95,27 @@ def _prune(store: Path, keep: set[str]) -> None:
 
 
 async def update_policy(
-    state: ClientState, sftp: asyncssh.SFTPClient, release: str
+    state: ClientState, sftp: asyncssh.SFTPClient, release: str, generation: int | None = None
 ) -> UpdateResult:
-    """Make `inputs/` the hub's `release`; raises PolicyUpdateError leaving the old one in force."""
+    """Make `inputs/` the hub's `release`; raises PolicyUpdateError leaving the old one in force.
+
+    A release of a lower `generation` than the one in force is refused (hub.release_generations).
+    """
     current_release = state.current_release()
     if current_release == release and (state.inputs_store / release).is_dir():
+        policy_generation.record(state, release, generation)
         return UpdateResult(release, changed=False)
+    going_back = policy_generation.refusal(state, release, generation)
+    if going_back:
+        raise PolicyUpdateError(going_back)
     store = state.inputs_store
     store.mkdir(parents=True, exist_ok=True)
     keeping = f"kept release {current_release}" if current_release else "no policy yet"
     with _update_lock(store):
         try:
-            return await _update(state, sftp, release, current_release)
+            updated = await _update(state, sftp, release, current_release)
+            policy_generation.record(state, release, generation)
+            return updated
         except (PolicyUpdateError, ReleaseTreeError) as exc:
             raise PolicyUpdateError(
                 f"update to release {release} failed: {exc}; {keeping}"

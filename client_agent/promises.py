@@ -1,51 +1,30 @@
-"""The policy's promises file, and running its promises under ifelapsed/expireafter locks."""
+"""Running a policy's promises under ifelapsed/expireafter locks (the grammar of the promises
+file lives in hubcluster.promises_grammar, shared with the hub's publish check)."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import logging
-import math
 import os
-import re
 import signal
 import subprocess
 import time
-import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client_agent.classes import ClassExpressionError, evaluate, parse_expression
 from hubcluster.atomic import atomic_write_text
+from hubcluster.class_expressions import evaluate
+from hubcluster.promises_grammar import Promise, Refusal, promise_problem
 
 _log = logging.getLogger(__name__)
 
-# CFEngine's defaults, in minutes.
-DEFAULT_IFELAPSED = 1.0
-DEFAULT_EXPIREAFTER = 120.0
 OUTPUT_LIMIT = 4096
 # After SIGTERM, how long a command's process group gets to exit before SIGKILL.
 TERM_GRACE = 2.0
-
-_KEYS = ("name", "check", "repair", "ifelapsed", "expireafter", "if")
-_HEADER = re.compile(r"^\s*\[\[\s*promise\s*\]\]")
-
-
-class PromisesError(ValueError):
-    """A promises file that cannot be used; the message names the file, the line and the problem."""
-
-
-@dataclass(frozen=True)
-class Promise:
-    name: str
-    check: str
-    repair: str | None = None
-    ifelapsed: float = DEFAULT_IFELAPSED
-    expireafter: float = DEFAULT_EXPIREAFTER
-    condition: str = "any"  # the file's `if`, which Python cannot use as a name
 
 
 @dataclass
@@ -60,153 +39,6 @@ class Outcome:
         return asdict(self)
 
 
-def load_promises(path: Path) -> list[Promise]:
-    """Read and validate a promises file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PromisesError(f"{path}: no such promises file") from None
-    except UnicodeDecodeError:
-        raise PromisesError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise PromisesError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_promises(text, str(path))
-
-
-class _Locator:
-    """Finds the line of a promise's key in the source, so errors point where to edit."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.headers = [i for i, line in enumerate(self.lines) if _HEADER.match(line)]
-
-    def line(self, index: int, key: str | None = None) -> int | None:
-        if index >= len(self.headers):
-            # Not written as [[promise]] blocks (an inline array, say): best effort by key.
-            return self.search(0, len(self.lines), key) if key else None
-        start = self.headers[index]
-        end = self.headers[index + 1] if index + 1 < len(self.headers) else len(self.lines)
-        found = self.search(start, end, key) if key else None
-        return found if found is not None else start + 1
-
-    def search(self, start: int, end: int, key: str) -> int | None:
-        pattern = re.compile(
-            rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')\s*="
-        )
-        for i in range(start, end):
-            if pattern.match(self.lines[i]):
-                return i + 1
-        return None
-
-    def table(self, key: str) -> int | None:
-        quoted = re.escape(key)
-        pattern = re.compile(rf"""^\s*\[+\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*[\].]""")
-        for i, line in enumerate(self.lines):
-            if pattern.match(line):
-                return i + 1
-        return self.search(0, len(self.lines), key)
-
-
-def parse_promises(text: str, source: str) -> list[Promise]:
-    """Validate promises TOML text; `source` names the file in error messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        at = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
-        if at:
-            problem = message[: at.start()]
-            raise PromisesError(
-                f"{source}:{at.group(1)}: invalid TOML: {problem} (column {at.group(2)})"
-            ) from None
-        end = len(text.splitlines()) or 1
-        raise PromisesError(f"{source}:{end}: invalid TOML: {message}") from None
-
-    where = _Locator(text)
-    for key in data:
-        if key != "promise":
-            line = where.table(key)
-            problem = f"unknown top-level key {key!r} (expected [[promise]] tables)"
-            raise PromisesError(f"{source}:{line}: {problem}" if line else f"{source}: {problem}")
-    entries = data.get("promise", [])
-    if not isinstance(entries, list):
-        raise PromisesError(
-            f"{source}: 'promise' must be an array of tables, written as [[promise]]"
-        )
-
-    promises: list[Promise] = []
-    first_line: dict[str, int] = {}
-    for index, raw in enumerate(entries):
-        entry = _Entry(raw, index, source, where)
-        promise = entry.promise()
-        if promise.name in first_line:
-            raise entry.fail(
-                f"duplicate promise name {promise.name!r} "
-                f"(first defined at line {first_line[promise.name]})",
-                "name",
-            )
-        first_line[promise.name] = where.line(index, "name") or index + 1
-        promises.append(promise)
-    return promises
-
-
-class _Entry:
-    """One [[promise]] table being validated; every refusal names its line."""
-
-    def __init__(self, raw: Any, index: int, source: str, where: _Locator) -> None:
-        self.raw, self.index, self.source, self.where = raw, index, source, where
-
-    def fail(self, problem: str, key: str | None = None) -> PromisesError:
-        line = self.where.line(self.index, key)
-        where = f"{self.source}:{line}" if line else self.source
-        return PromisesError(f"{where}: {problem}")
-
-    def promise(self) -> Promise:
-        if not isinstance(self.raw, dict):
-            raise self.fail("each promise must be a table, written as [[promise]]")
-        for key in self.raw:
-            if key not in _KEYS:
-                raise self.fail(f"unknown key {key!r} (known: {', '.join(_KEYS)})", key)
-        name = self.text("name", required=True)
-        check = self.text("check", required=True)
-        assert name is not None and check is not None
-        repair = self.text("repair", required=False)
-        ifelapsed = self.minutes("ifelapsed", DEFAULT_IFELAPSED)
-        expireafter = self.minutes("expireafter", DEFAULT_EXPIREAFTER)
-        if expireafter == 0:
-            raise self.fail("'expireafter' must be more than 0 minutes", "expireafter")
-        condition = self.text("if", required=False) or "any"
-        try:
-            parse_expression(condition)
-        except ClassExpressionError as exc:
-            raise self.fail(f"'if': {exc}", "if") from None
-        return Promise(name, check, repair, ifelapsed, expireafter, condition)
-
-    def text(self, key: str, required: bool) -> str | None:
-        if key not in self.raw:
-            if not required:
-                return None
-            label = self.raw.get("name")
-            which = f"promise {label!r}" if isinstance(label, str) else f"promise #{self.index + 1}"
-            raise self.fail(f"{which}: missing required key {key!r}")
-        value = self.raw[key]
-        if not isinstance(value, str):
-            raise self.fail(f"{key!r} must be a string, got {type(value).__name__}", key)
-        if not value.strip():
-            raise self.fail(f"{key!r} must not be empty", key)
-        return value
-
-    def minutes(self, key: str, default: float) -> float:
-        value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(f"{key!r} must be a number of minutes, got {type(value).__name__}", key)
-        if not math.isfinite(value):
-            raise self.fail(f"{key!r} must be a finite number of minutes, got {value}", key)
-        if value < 0:
-            raise self.fail(f"{key!r} must not be negative minutes, got {value}", key)
-        return float(value)
-
-
 def _minutes(value: float) -> str:
     return f"{value:.2g}" if value < 1 else f"{value:.1f}".rstrip("0").rstrip(".")
 
@@ -218,19 +50,43 @@ class _Locks:
         self.path = state_dir / "locks.json"
         self.guard = state_dir / "locks.json.lock"
         self.log = log
-        state_dir.mkdir(parents=True, exist_ok=True)
+        self.unwritable = False
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._cannot_write(exc)
+
+    def _cannot_write(self, exc: OSError) -> None:
+        # A read-only or full disk must not stop the policy: run it, unlocked, and say so once.
+        if not self.unwritable:
+            self.unwritable = True
+            self.log.warning(
+                "cannot keep promise locks in %s (%s); promises run without them",
+                self.path.parent,
+                exc.strerror or exc,
+            )
 
     @contextmanager
     def edit(self) -> Iterator[dict[str, dict[str, Any]]]:
         """Read-modify-write under flock, so two concurrent agents never lose each other's lock."""
-        with open(self.guard, "a") as guard:
+        try:
+            guard = open(self.guard, "a")
+        except OSError as exc:
+            self._cannot_write(exc)
+            yield self._read()
+            return
+        with guard:
             fcntl.flock(guard, fcntl.LOCK_EX)
             try:
                 locks = self._read()
                 before = json.dumps(locks, sort_keys=True)
                 yield locks
                 if json.dumps(locks, sort_keys=True) != before:
-                    atomic_write_text(self.path, json.dumps(locks, indent=1, sort_keys=True))
+                    text = json.dumps(locks, indent=1, sort_keys=True)
+                    try:
+                        atomic_write_text(self.path, text)
+                    except OSError as exc:
+                        self._cannot_write(exc)
             finally:
                 fcntl.flock(guard, fcntl.LOCK_UN)
 
@@ -378,7 +234,7 @@ def _keep(promise: Promise, cwd: Path) -> tuple[str, str, bytes]:
 
 
 def run_promises(
-    promises: list[Promise],
+    promises: Sequence[Promise | Refusal],
     state_dir: Path,
     classes: set[str],
     now: float | None = None,
@@ -386,7 +242,8 @@ def run_promises(
 ) -> list[Outcome]:
     """Run each promise in order and say what happened to it. `now` (unix time) fixes the clock
     the locks are judged by; it advances with the real time spent in this run. Commands run
-    in `state_dir`, so relative paths in a policy never land wherever the agent was started."""
+    in `state_dir`, so relative paths in a policy never land wherever the agent was started.
+    A promise the grammar refuses (in the file, or here again) is skipped with one line."""
     log = log or _log
     locks = _Locks(Path(state_dir), log)
     started = time.monotonic()
@@ -398,6 +255,15 @@ def run_promises(
     outcomes: list[Outcome] = []
     for promise in promises:
         begin = time.monotonic()
+        if isinstance(promise, Refusal):
+            refused = Outcome(promise.name, "skipped", f"refused: {promise.problem}")
+        else:
+            problem = promise_problem(promise)
+            refused = Outcome(promise.name, "skipped", f"refused: {problem}") if problem else None
+        if refused is not None:
+            log.warning("promise %s: skipped, %s", refused.name, refused.reason)
+            outcomes.append(refused)
+            continue
         if not evaluate(promise.condition, classes):
             reason = f"out of context: {promise.condition} is false"
             outcomes.append(Outcome(promise.name, "skipped", reason))

@@ -1,9 +1,10 @@
 """`client-agent serve`: the report service the hub master's collector pulls from.
 
 Its host key is the client's own pair (the hub checks it against `ppkeys/`), and the only
-key allowed in is the pinned hub key. One command: `reports --since N [--limit M]` answers
-the records after N as JSON lines; asking with N also acknowledges everything up to N,
-since the collector only asks from a cursor it has stored on a majority.
+key allowed in is the pinned hub key. One command: `reports --since N [--limit M] [--epoch E]`
+answers the records after N as JSON lines, each naming the spool's epoch; asking with N also
+acknowledges everything up to N, since the collector only asks from a cursor it has stored on
+a majority, unless E names another epoch than the spool's (see `Spool.hand_over`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
+from typing import NamedTuple
 
 import asyncssh
 
-from client_agent.spool import Spool
+from client_agent.spool import EPOCH, Spool
 from client_agent.state import ClientState
 from hubcluster.keys import key_fingerprint
 from hubcluster.messages import report_line
+from hubcluster.ssh_options import server_options
 
 log = logging.getLogger("hubcluster.agent")
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 100_000
-USAGE = "usage: reports --since N [--limit M]"
+USAGE = "usage: reports --since N [--limit M] [--epoch E]"
+
+
+class ReportsAsk(NamedTuple):
+    since: int
+    limit: int
+    epoch: str | None = None  # None: a hub from before epochs
 
 
 class ReportServer(asyncssh.SSHServer):
@@ -56,8 +65,8 @@ class ReportServer(asyncssh.SSHServer):
         return False
 
 
-def parse_reports_command(command: str) -> tuple[int, int]:
-    """(since, limit) of a `reports` command; ValueError with a usage message otherwise."""
+def parse_reports_command(command: str) -> ReportsAsk:
+    """The ask of a `reports` command; ValueError with a usage message otherwise."""
     try:
         words = shlex.split(command)
     except ValueError as exc:
@@ -65,26 +74,34 @@ def parse_reports_command(command: str) -> tuple[int, int]:
     if not words or words[0] != "reports":
         raise ValueError(f"unknown command {command[:60]!r}; {USAGE}")
     values: dict[str, int] = {}
+    epoch = None
     rest = words[1:]
     while rest:
         option = rest.pop(0)
-        if option not in ("--since", "--limit") or not rest or option in values:
+        if option not in ("--since", "--limit", "--epoch") or not rest or option in values:
             raise ValueError(f"unexpected {option!r}; {USAGE}")
         text = rest.pop(0)
-        if not text.isdigit():
-            raise ValueError(f"{option} needs a non-negative integer, got {text!r}")
+        if option == "--epoch":
+            if epoch is not None or not EPOCH.match(text):
+                raise ValueError(f"--epoch needs one spool epoch, got {text[:70]!r}")
+            epoch = text
+            continue
+        if not text.isdigit() or len(text) > 19:
+            raise ValueError(
+                f"{option} needs a non-negative integer (19 digits at most), got {text[:30]!r}"
+            )
         values[option] = int(text)
     if "--since" not in values:
         raise ValueError(f"--since is required; {USAGE}")
     limit = values.get("--limit", DEFAULT_LIMIT)
     if not 0 < limit <= MAX_LIMIT:
         raise ValueError(f"--limit must be between 1 and {MAX_LIMIT}, got {limit}")
-    return values["--since"], limit
+    return ReportsAsk(values["--since"], limit, epoch)
 
 
-def _answer(spool: Spool, since: int, limit: int) -> str:
-    spool.acknowledge(since)
-    return "".join(report_line(r) + "\n" for r in spool.read_since(since, limit))
+def _answer(spool: Spool, ask: ReportsAsk) -> str:
+    epoch, records = spool.hand_over(ask.since, ask.epoch, ask.limit)
+    return "".join(report_line(r, epoch) + "\n" for r in records)
 
 
 async def _serve_process(spool: Spool, process: asyncssh.SSHServerProcess) -> None:
@@ -94,13 +111,13 @@ async def _serve_process(spool: Spool, process: asyncssh.SSHServerProcess) -> No
         process.exit(2)
         return
     try:
-        since, limit = parse_reports_command(command)
+        ask = parse_reports_command(command)
     except ValueError as exc:
         process.stderr.write(f"{exc}\n")
         process.exit(2)
         return
     try:
-        text = await asyncio.to_thread(_answer, spool, since, limit)
+        text = await asyncio.to_thread(_answer, spool, ask)
     except ValueError as exc:  # e.g. acknowledging beyond what was handed out
         process.stderr.write(f"{exc}\n")
         process.exit(1)
@@ -119,13 +136,8 @@ async def start_report_service(
         host,
         port,
         server_factory=lambda: ReportServer(state),
-        server_host_keys=[host_key],
         process_factory=lambda process: _serve_process(spool, process),
-        allow_pty=False,
-        agent_forwarding=False,
-        x11_forwarding=False,
-        login_timeout=30,
-        config=None,
+        **server_options(host_keys=[host_key]),
     )
     log.info(
         "report service on %s:%d, host key %s", host, acceptor.get_port(), key_fingerprint(host_key)

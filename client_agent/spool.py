@@ -2,8 +2,14 @@
 
 `spool.log` is append-only: frames of a 4-byte big-endian length, a 4-byte CRC32 of the body,
 then the body (UTF-8 JSON `{"seq", "time", "kind", "payload"}`). `spool.meta` holds the
-sequence high-water mark, the acknowledged seq and the count of records dropped by the size
-cap, so sequence numbers are never reused, not even after the spool was pruned empty.
+spool's epoch, the sequence high-water mark, the acknowledged seq and the count of records
+dropped by the size cap, so sequence numbers are never reused, not even after the spool was
+pruned empty.
+
+The epoch is chosen when the spool (its meta) is created and goes with every report handed
+to the collector: a spool whose state was lost starts at seq 1 again under a new epoch, and
+the hub keys reports by (host, epoch, seq), so the new numbering never collides with the old.
+Reports dropped by the size cap leave a `gap` record (which seqs, when, why) in their place.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+import secrets
 import struct
 import threading
 import time
@@ -22,11 +30,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from hubcluster.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
+from hubcluster.report_kinds import GAP, GAP_COUNT, GAP_FIRST, GAP_LAST, GAP_REASON
 
 _log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">II")
 _MODE = 0o600  # reports carry inventory; nobody else on the host needs to read them
+# The hub stores seqs as BSON int64; a spool never numbers past it (it would start a new epoch).
+MAX_SEQ = (1 << 63) - 1
+EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+# Room kept under the cap for the gap record itself (about 200 bytes in practice).
+_GAP_RESERVE = 400
+_GAP_MARK = f'"kind":"{GAP}"'.encode()
 
 
 class _Frame(NamedTuple):
@@ -36,11 +51,18 @@ class _Frame(NamedTuple):
 
 
 class _Meta(NamedTuple):
+    # "" only for a spool created before epochs existed: its hub cursor has none either.
+    epoch: str = ""
     last_seq: int = 0
     acked_seq: int = 0
     dropped_total: int = 0
     # Bumped on every rewrite, so a cached scan of a replaced file is never trusted.
     generation: int = 0
+
+
+def new_epoch() -> str:
+    """A fresh spool identity: readable creation time plus randomness against a reused clock."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 def _frame(record: dict[str, Any]) -> bytes:
@@ -100,6 +122,8 @@ class Spool:
             return []
         with self._locked():
             first = self._meta.last_seq + 1
+            if first + len(items) > MAX_SEQ:
+                raise ValueError(f"spool {self.directory} has used up its sequence numbers")
             now = time.time()
             frames = [
                 _frame({"seq": first + i, "time": now, "kind": kind, "payload": payload})
@@ -120,39 +144,39 @@ class Spool:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
         with self._locked():
-            wanted = [f for f in self._frames if f.seq > seq]
-            if limit is not None:
-                wanted = wanted[:limit]
-            if not wanted:
-                return []
-            with open(self.path, "rb") as handle:
-                handle.seek(wanted[0].start)
-                blob = handle.read(wanted[-1].end - wanted[0].start)
-            base = wanted[0].start
-            return [json.loads(blob[f.start - base + _HEADER.size : f.end - base]) for f in wanted]
+            return self._read_since(seq, limit)
 
     def acknowledge(self, seq: int) -> int:
         """The collector has stored everything up to `seq`: prune it. Returns how many went."""
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise ValueError(f"acknowledged seq must be a non-negative integer, got {seq!r}")
         with self._locked():
-            if seq > self._meta.last_seq:
-                raise ValueError(
-                    f"cannot acknowledge seq {seq}: this spool has only handed out up to "
-                    f"{self._meta.last_seq}; refusing, so that unsent reports are not dropped"
-                )
-            pruned = sum(1 for f in self._frames if f.seq <= seq)
-            meta = self._meta._replace(acked_seq=max(self._meta.acked_seq, seq))
-            if pruned:
-                meta = meta._replace(generation=meta.generation + 1)
-                self._rewrite(self._frames[pruned:], [])
-            if meta != self._meta:
-                self._write_meta(meta)
-            return pruned
+            return self._acknowledge(seq)
 
-    def status(self) -> dict[str, int]:
+    def hand_over(self, since: int, epoch: str | None, limit: int) -> tuple[str, list[dict]]:
+        """The collector's ask: (this spool's epoch, records after `since`), acknowledging it.
+
+        `since` acknowledges only when it counts in this spool's numbering: the hub names
+        this epoch, or names none (a cursor from before epochs) and a seq handed out here.
+        Otherwise the spool was created again since the hub's cursor was set: everything is
+        sent and nothing pruned, and the hub starts a cursor for the new epoch.
+        """
+        with self._locked():
+            if epoch is None:
+                ours = since <= self._meta.last_seq
+            else:
+                ours = epoch == self._meta.epoch
+            if ours:
+                self._acknowledge(since)
+            return self._meta.epoch, self._read_since(since if ours else 0, limit)
+
+    @property
+    def epoch(self) -> str:
+        with self._locked():
+            return self._meta.epoch
+
+    def status(self) -> dict[str, Any]:
         with self._locked():
             return {
+                "epoch": self._meta.epoch,
                 "last_seq": self._meta.last_seq,
                 "acked_seq": self._meta.acked_seq,
                 "records": len(self._frames),
@@ -160,6 +184,35 @@ class Spool:
                 "max_bytes": self.max_bytes,
                 "dropped_total": self._meta.dropped_total,
             }
+
+    def _read_since(self, seq: int, limit: int | None) -> list[dict]:
+        wanted = [f for f in self._frames if f.seq > seq]
+        if limit is not None:
+            wanted = wanted[:limit]
+        if not wanted:
+            return []
+        with open(self.path, "rb") as handle:
+            handle.seek(wanted[0].start)
+            blob = handle.read(wanted[-1].end - wanted[0].start)
+        base = wanted[0].start
+        return [json.loads(blob[f.start - base + _HEADER.size : f.end - base]) for f in wanted]
+
+    def _acknowledge(self, seq: int) -> int:
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError(f"acknowledged seq must be a non-negative integer, got {seq!r}")
+        if seq > self._meta.last_seq:
+            raise ValueError(
+                f"cannot acknowledge seq {seq}: this spool has only handed out up to "
+                f"{self._meta.last_seq}; refusing, so that unsent reports are not dropped"
+            )
+        pruned = sum(1 for f in self._frames if f.seq <= seq)
+        meta = self._meta._replace(acked_seq=max(self._meta.acked_seq, seq))
+        if pruned:
+            meta = meta._replace(generation=meta.generation + 1)
+            self._rewrite(self._frames[pruned:], [])
+        if meta != self._meta:
+            self._write_meta(meta)
+        return pruned
 
     # -- locking and recovery ----------------------------------------------------------------
 
@@ -177,7 +230,7 @@ class Spool:
 
     def _refresh(self) -> None:
         """Catch up with what other processes did since we last held the lock."""
-        self._meta = self._read_meta()
+        self._meta, fresh = self._read_meta()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -192,6 +245,8 @@ class Spool:
         if self._frames and self._frames[-1].seq > self._meta.last_seq:
             # Only a lost or foreign meta file gets here; adopt the file's numbering.
             self._write_meta(self._meta._replace(last_seq=self._frames[-1].seq))
+        elif fresh:
+            self._write_meta(self._meta)
 
     def _scan(self) -> None:
         with open(self.path, "rb") as handle:
@@ -227,12 +282,12 @@ class Spool:
     def _seq_of(body: bytes) -> int | None:
         try:
             record = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(record, dict):
             return None
         seq = record.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq <= MAX_SEQ:
             return None
         if not isinstance(record.get("kind"), str) or not isinstance(record.get("payload"), dict):
             return None
@@ -299,34 +354,63 @@ class Spool:
         self._remember(seqs, frames, self._scanned)
 
     def _append_over_cap(self, seqs: list[int], frames: list[bytes]) -> None:
-        """Make room by dropping the oldest records (older kept ones first, then new ones)."""
+        """Make room by dropping the oldest records, and leave a gap record naming them."""
         candidates = [(f.seq, f.end - f.start) for f in self._frames]
         candidates += [(seq, len(frame)) for seq, frame in zip(seqs, frames, strict=True)]
-        total, drop = sum(size for _, size in candidates), 0
-        while total > self.max_bytes:
+        total, drop = sum(size for _, size in candidates) + _GAP_RESERVE, 0
+        while total > self.max_bytes and drop < len(candidates):
             total -= candidates[drop][1]
             drop += 1
-        dropped = candidates[:drop]
+        dropped = [seq for seq, _ in candidates[:drop]]
         old_drop = min(drop, len(self._frames))
         new_drop = drop - old_drop
+        gap_seq = seqs[-1] + 1
+        gap = self._gap(self._frames[:old_drop], dropped)
+        gap_frame = _frame({"seq": gap_seq, "time": time.time(), "kind": GAP, "payload": gap})
         meta = self._meta._replace(
+            last_seq=gap_seq,
             dropped_total=self._meta.dropped_total + drop,
             generation=self._meta.generation + 1,
         )
         # Counted before the rewrite: after a crash the report may overstate a loss,
         # never hide one.
         self._write_meta(meta)
-        self._rewrite(self._frames[old_drop:], frames[new_drop:], seqs[new_drop:])
+        self._rewrite(
+            self._frames[old_drop:], frames[new_drop:] + [gap_frame], seqs[new_drop:] + [gap_seq]
+        )
         _log.warning(
             "spool %s is over its cap of %d bytes: dropped the %d oldest unacknowledged "
-            "records (seq %d..%d); %d dropped in total",
+            "records (seq %d..%d); %d dropped in total; gap recorded as seq %d",
             self.path,
             self.max_bytes,
             drop,
-            dropped[0][0],
-            dropped[-1][0],
+            dropped[0],
+            dropped[-1],
             meta.dropped_total,
+            gap_seq,
         )
+
+    def _gap(self, old: list[_Frame], dropped: list[int]) -> dict[str, Any]:
+        """The gap record's payload; an earlier gap record dropped now is folded into it."""
+        first, count = dropped[0], len(dropped)
+        if old:
+            with open(self.path, "rb") as handle:
+                handle.seek(old[0].start)
+                blob = handle.read(old[-1].end - old[0].start)
+            for f in old:
+                body = blob[f.start - old[0].start + _HEADER.size : f.end - old[0].start]
+                # json.dumps writes seq, time, kind first: a gap shows in the first bytes.
+                if _GAP_MARK not in body[:96]:
+                    continue
+                earlier = json.loads(body).get("payload", {})
+                first = min(first, int(earlier.get(GAP_FIRST, first)))
+                count += int(earlier.get(GAP_COUNT, 0)) - 1
+        return {
+            GAP_FIRST: first,
+            GAP_LAST: dropped[-1],
+            GAP_COUNT: count,
+            GAP_REASON: f"spool over its cap of {self.max_bytes} bytes",
+        }
 
     def _rewrite(
         self, keep: list[_Frame], new: list[bytes], new_seqs: list[int] | None = None
@@ -354,23 +438,28 @@ class Spool:
 
     # -- meta --------------------------------------------------------------------------------
 
-    def _read_meta(self) -> _Meta:
+    def _read_meta(self) -> tuple[_Meta, bool]:
+        """The meta file's content, and whether it is new (to be written: a new epoch)."""
         try:
             raw = self.meta_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return _Meta()
+            return _Meta(epoch=new_epoch()), True
         try:
             data = json.loads(raw)
-            meta = _Meta(**{k: int(data.get(k, 0)) for k in _Meta._fields})
-        except (ValueError, TypeError, AttributeError) as exc:
+            ints = {k: int(data.get(k, 0)) for k in _Meta._fields if k != "epoch"}
+            epoch = data.get("epoch", "")
+            if not isinstance(epoch, str) or (epoch and not EPOCH.match(epoch)):
+                raise ValueError(f"bad epoch {epoch!r}")
+            meta = _Meta(epoch=epoch, **ints)
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
             _log.error(
-                "spool meta %s is unreadable (%s); rebuilding the numbering from the records "
-                "left in the spool, so sequence numbers already acknowledged may be reused",
+                "spool meta %s is unreadable (%s); starting a new epoch, numbered on from the "
+                "records left in the spool (the hub collects those again under it)",
                 self.meta_path,
                 exc,
             )
-            return _Meta()
-        return meta
+            return _Meta(epoch=new_epoch()), True
+        return meta, False
 
     def _write_meta(self, meta: _Meta) -> None:
         atomic_write_text(self.meta_path, json.dumps(meta._asdict()), _MODE)

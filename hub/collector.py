@@ -3,11 +3,16 @@
 A round: for each registered host whose lock allows it (`ifelapsed` since its last good
 pull), with bounded concurrency, over an SSH connection kept from the last round, ask the
 client's report service for records after the stored cursor, store them with majority
-write concern as idempotent upserts keyed by (host key, seq), then advance the cursor
-(hosts pulled at the same time share those writes: `report_writer.py`).
+write concern as idempotent upserts keyed by (host key, spool epoch, seq), then advance the
+cursor (hosts pulled at the same time share those writes: `report_writer.py`).
 Asking `--since N` is also the client's licence to prune up to N, so N only ever names
 reports already stored on a majority. The first `NotWritablePrimary` or write-concern
-failure ends the round at once: a deposed or isolated master must not write.
+failure ends the round at once: a deposed or isolated master must not write. The round's
+pulls run in a task group: cancelling the round (the role was lost) ends them all.
+
+A client's answer is read as a stream within a byte budget (`report_stream.py`), and every
+report that cannot be stored (malformed, too large, beyond BSON's limits) is quarantined
+with its reason so that the cursor passes it: one bad report never stalls its host.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from typing import Any
 import asyncssh
 from pymongo.errors import PyMongoError
 
+from hub.bson_limits import storage_problem
 from hub.config import CollectorSettings
-from hub.report_records import parse_report_lines
+from hub.events import record_event
+from hub.report_records import ParsedReports, parse_report_lines
+from hub.report_stream import CHUNK, read_answer
 from hub.report_writer import Deposed, ReportWriter, is_deposing
 from hub.store import HubStore, Pull
+from hubcluster.ssh_options import client_options
 
 log = logging.getLogger("hubcluster.collector")
 
@@ -83,6 +92,10 @@ class Collector:
         self.last_round: RoundFigures | None = None
         self.progress: dict[str, int] = {}
         self.writer = ReportWriter(store, hub, is_master)
+        # The election term this hub collects under (the fencing token on what it stores),
+        # and the newest term seen anywhere: a round under an older one writes nothing.
+        self.term: int | None = None
+        self.newest_term = 0
 
     # ----- a round ----------------------------------------------------------------------
     async def run_round(self) -> RoundFigures:
@@ -90,32 +103,38 @@ class Collector:
         t0 = time.monotonic()
         if not self.is_master():
             figures.aborted = "not master"
-            return self._finish(figures, t0, record=False)
+            return await self._finish(figures, t0, record=False)
         try:
             hosts = await asyncio.to_thread(self.store.hosts)
             cursors = await asyncio.to_thread(self.store.cursors)
         except PyMongoError as exc:
             figures.aborted = f"cannot read hosts: {exc}"
-            return self._finish(figures, t0, record=False)
+            return await self._finish(figures, t0, record=False)
+        stale = await self._take_term(cursors)
+        if stale:
+            figures.aborted = stale
+            log.warning("collector on %s writes nothing: %s", self.hub, stale)
+            return await self._finish(figures, t0, record=False)
         figures.hosts = len(hosts)
         due = [h for h in hosts if self._due(cursors.get(h["_id"]), figures)]
         self.progress = {"due": len(due), "done": 0}
         limit = asyncio.Semaphore(self.settings.concurrency)
-        tasks = [asyncio.create_task(self._pull_bounded(limit, h, cursors, figures)) for h in due]
+        deposed: list[BaseException] = []
         try:
-            for finished in asyncio.as_completed(tasks):
-                await finished
-                self.progress["done"] += 1
-        except Deposed as exc:
-            figures.aborted = f"stopped writing: {exc}"
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.warning("collector on %s stops at once: %s", self.hub, exc)
-            return self._finish(figures, t0, record=False)
-        return self._finish(figures, t0, record=True)
+            # The group owns the pulls: a Deposed in one cancels the others, and so does
+            # cancelling the round; either way no pull outlives it.
+            async with asyncio.TaskGroup() as group:
+                for host in due:
+                    group.create_task(self._pull_bounded(limit, host, cursors, figures))
+        except* Deposed as caught:
+            deposed.extend(caught.exceptions)
+        if deposed:
+            figures.aborted = f"stopped writing: {deposed[0]}"
+            log.warning("collector on %s stops at once: %s", self.hub, deposed[0])
+            return await self._finish(figures, t0, record=False)
+        return await self._finish(figures, t0, record=True)
 
-    def _finish(self, figures: RoundFigures, t0: float, record: bool) -> RoundFigures:
+    async def _finish(self, figures: RoundFigures, t0: float, record: bool) -> RoundFigures:
         figures.finished = dt.datetime.now(dt.UTC)
         figures.seconds = time.monotonic() - t0
         self.last_round = figures
@@ -123,11 +142,24 @@ class Collector:
             log.info("%s", figures.summary())
         if record:
             try:
-                # One small write at the end of a round; not worth a thread hop.
-                self.store.record_round(figures.to_doc())
+                # Off the event loop: a majority write can wait seconds for a slow majority.
+                await asyncio.to_thread(self.store.record_round, figures.to_doc())
             except PyMongoError as exc:
                 log.warning("could not record the round's figures: %s", exc)
         return figures
+
+    async def _take_term(self, cursors: dict[str, dict[str, Any]]) -> str | None:
+        """Learn the term this round collects under; say why not to collect, if so."""
+        try:
+            term = await asyncio.to_thread(self.store.current_term)
+        except PyMongoError as exc:
+            return f"cannot read the election term: {exc}"
+        seen = max([int(c.get("term") or 0) for c in cursors.values()] + [self.newest_term])
+        self.newest_term = max(seen, term or 0)
+        if term is not None and term < seen:
+            return f"its election term {term} is older than term {seen}, already seen"
+        self.term = term
+        return None
 
     def _due(self, cursor: dict[str, Any] | None, figures: RoundFigures) -> bool:
         last = (cursor or {}).get("last_pull")
@@ -147,11 +179,12 @@ class Collector:
         label = f"{host.get('hostname', '?')} ({sha[:12]})"
         async with limit:
             started = dt.datetime.now(dt.UTC)
-            since = int((cursors.get(sha) or {}).get("seq", 0))
+            cursor = cursors.get(sha) or {}
+            since, epoch = int(cursor.get("seq", 0)), str(cursor.get("epoch", ""))
             why = None
             try:
                 async with asyncio.timeout(self.settings.expireafter) as deadline:
-                    stored = await self._pull(host, since, started, figures)
+                    stored = await self._pull(host, since, epoch, started, figures)
             except Deposed:
                 raise
             except TimeoutError as exc:
@@ -165,6 +198,10 @@ class Collector:
                 if is_deposing(exc):
                     raise Deposed(f"{type(exc).__name__}: {exc}") from None
                 why = f"database: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a bug shown on one host, not the round
+                log.exception("pull from %s failed unexpectedly", label)
+                why = f"internal error: {type(exc).__name__}: {exc}"
+            self.progress["done"] = self.progress.get("done", 0) + 1
             if why is not None:
                 await self._drop_connection(sha)
                 await self._failed(figures, sha, label, started, why)
@@ -185,35 +222,76 @@ class Collector:
                 raise Deposed(f"{type(exc).__name__}: {exc}") from None
 
     async def _pull(
-        self, host: dict, since: int, started: dt.datetime, figures: RoundFigures
+        self, host: dict, since: int, epoch: str, started: dt.datetime, figures: RoundFigures
     ) -> int:
         sha = host["_id"]
         conn = await self._connection(host)
         stored_total = 0
+        limit = self.settings.max_report_bytes
+        # What one pull may read and hold (see report_stream.py for the whole bound): a full
+        # batch of reports at the size limit, plus a chunk of slack so such a batch completes.
+        budget = self.settings.batch_size * (limit + 1) + CHUNK
         while True:
             command = f"reports --since {since} --limit {self.settings.batch_size}"
-            result = await conn.run(command, check=False, timeout=self.settings.host_timeout)
-            if result.exit_status != 0:
-                raise ValueError(f"report service said: {str(result.stderr).strip()[:200]}")
-            parsed = parse_report_lines(str(result.stdout), since, self.settings.max_report_bytes)
+            if epoch:  # a cursor without one may talk to a client from before epochs
+                command += f" --epoch {epoch}"
+            async with asyncio.timeout(self.settings.host_timeout):
+                answer = await read_answer(conn, command, limit, budget)
+            if answer.complete and answer.exit_status != 0:
+                raise ValueError(f"report service said: {answer.stderr.strip()[:200]}")
+            parsed = parse_report_lines(answer.lines, since, limit, epoch)
+            complete = answer.complete
+            del answer
+            _quarantine_unstorable(parsed)
             if not self.is_master():
                 # pymongo would retry our writes on the new primary; the role, not the
                 # database, decides who collects.
                 raise Deposed("this hub is no longer master")
             seqs = [r["seq"] for r in parsed.records] + [r["seq"] for r in parsed.rejected]
-            newest = max(seqs, default=since)
-            pull = Pull(sha, parsed.records, parsed.rejected, newest, started)
+            restarted = epoch if parsed.epoch != epoch else None
+            newest = max(seqs, default=since if restarted is None else 0)
+            pull = Pull(
+                sha,
+                parsed.records,
+                parsed.rejected,
+                newest,
+                started,
+                parsed.epoch,
+                restarted,
+                self.term,
+            )
             # Raises Deposed itself when the write shows this hub may no longer write.
             stored_total += await self.writer.write(pull)
+            if restarted is not None and (restarted or since):
+                # (A first pull, or a cursor from before epochs at 0, merely adopts it.)
+                await self._spool_restarted(host, restarted, parsed.epoch)
             if parsed.rejected:
                 figures.rejected += len(parsed.rejected)
                 for bad in parsed.rejected:
                     log.warning("rejected report %d of %s: %s", bad["seq"], sha[:12], bad["reason"])
             if parsed.error:
                 raise ValueError(f"malformed report after seq {newest}: {parsed.error}")
-            if len(seqs) < self.settings.batch_size:
+            if not complete:
+                log.info(
+                    "pull from %s stopped at its budget of %d bytes; the rest next round",
+                    sha[:12],
+                    budget,
+                )
                 return stored_total
-            since = newest
+            if not _more_to_ask(parsed, len(seqs), self.settings.batch_size):
+                return stored_total
+            since, epoch = newest, parsed.epoch
+
+    async def _spool_restarted(self, host: dict, old: str, new: str) -> None:
+        name = host.get("hostname", "?")
+        message = (
+            f"{name} ({host['_id'][:12]}) sends from a new spool (epoch {new}, was "
+            f"{old or 'none'}): its state was lost or made anew; collecting it from its start"
+        )
+        log.warning("%s", message)
+        await asyncio.to_thread(
+            record_event, self.store.client, "spool-epoch", message, host=host["_id"], old=old
+        )
 
     # ----- connections --------------------------------------------------------------
     async def _connection(self, host: dict) -> asyncssh.SSHClientConnection:
@@ -227,12 +305,11 @@ class Collector:
         conn = await asyncssh.connect(
             host["address"],
             int(host["report_port"]),
-            username="hubcluster",
-            client_keys=[self.hub_key],
-            known_hosts=([key], [], []),
-            connect_timeout=self.settings.connect_timeout,
-            login_timeout=self.settings.connect_timeout,
-            keepalive_interval=30,
+            **client_options(
+                client_keys=[self.hub_key],
+                known_hosts=([key], [], []),
+                connect_timeout=self.settings.connect_timeout,
+            ),
         )
         self._connections[sha] = conn
         return conn
@@ -245,6 +322,27 @@ class Collector:
     async def close(self) -> None:
         for sha in list(self._connections):
             await self._drop_connection(sha)
+
+
+def _more_to_ask(parsed: ParsedReports, count: int, batch_size: int) -> bool:
+    """Whether to ask again at once: a full batch came, cleanly, and more may follow."""
+    return count >= batch_size and parsed.error is None
+
+
+def _quarantine_unstorable(parsed: ParsedReports) -> None:
+    """Move records that MongoDB would refuse to the rejected ones (seq order is not needed)."""
+    keep = []
+    for record in parsed.records:
+        problem = storage_problem(record)
+        if problem is None:
+            keep.append(record)
+        else:
+            parsed.rejected.append({"seq": record["seq"], "reason": problem, "raw": ""})
+    parsed.records = keep
+    for bad in parsed.rejected:
+        # Evidence must be storable too: no lone surrogates from invalid UTF-8.
+        bad["raw"] = bad["raw"].encode("utf-8", "backslashreplace").decode("utf-8")[:4096]
+        bad["reason"] = bad["reason"].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
     workdir = "/var/lib/hubcluster"     # ppkeys/, masterfiles/, state
     listen = "0.0.0.0:5308"             # the hub's SSH service
     trust_keys_from = ["10.0.0.0/8"]    # networks allowed to register new client keys
+    state_interval = "15s"              # how often it writes its state for `hubctl status`
 
     [replset]
     name = "CFEngineNova"
@@ -74,6 +75,7 @@ class HubConfig:
     hubs: list[HubEntry]
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     sync_interval: float = 60.0
+    state_interval: float = 15.0
 
     @property
     def me(self) -> HubEntry:
@@ -151,6 +153,7 @@ def parse_hub_config(data: dict) -> HubConfig:
         hubs=hubs,
         collector=settings,
         sync_interval=sync.duration("interval", 60.0, minimum=1.0),
+        state_interval=hub.duration("state_interval", 15.0, minimum=0.5),
     )
     for section in (root, hub, replset, collector, sync):
         section.reject_unknown()

@@ -13,19 +13,18 @@ import typer
 from hub.config import load_hub_config
 from hub.keystore import KeyStore
 from hubcluster.config_check import ConfigError
+from hubcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
 from hubcluster.keys import KeyFileError, ensure_key_pair, key_fingerprint
+from hubcluster.usage_errors import command_app
 
-app = typer.Typer(
-    help="The hub daemon: SSH service, master watch, collector, peer sync.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = command_app(
+    "The hub daemon: SSH service, master watch, collector, peer sync.", prefix="hubd: error: "
 )
 ConfigArg = Annotated[Path, typer.Option("--config", help="The hub's TOML config")]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"hubd: {message}", err=True)
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.echo(f"hubd: error: {message}", err=True)
     return typer.Exit(code)
 
 
@@ -35,7 +34,7 @@ def init(config: ConfigArg = Path("/etc/hubcluster/hub.toml")) -> None:
     try:
         cfg = load_hub_config(config)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), EXIT_USAGE) from None
     keystore = KeyStore(cfg.ppkeys)
     try:
         cfg.ppkeys.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -62,9 +61,11 @@ def run(
     try:
         cfg = load_hub_config(config)
     except ConfigError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), EXIT_USAGE) from None
     if not KeyStore(cfg.ppkeys).hub_private_key_path.exists():
-        raise _fail(f"no hub key in {cfg.ppkeys}; run `hubd init --config {config}` first", 2)
+        raise _fail(
+            f"no hub key in {cfg.ppkeys}; run `hubd init --config {config}` first", EXIT_USAGE
+        )
     from hub.node import HubNode
 
     async def main() -> None:

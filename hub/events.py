@@ -13,12 +13,10 @@ from typing import Any
 import pymongo
 from pymongo.errors import PyMongoError
 from pymongo.read_preferences import SecondaryPreferred
-from pymongo.write_concern import WriteConcern
 
-from hub.mongo import DB_NAME
+from hub.mongo import DB_NAME, SURVIVES_FAILOVER
 
 EVENTS = "events"
-MAJORITY = WriteConcern("majority", wtimeout=5000)
 
 
 def now_utc() -> dt.datetime:
@@ -34,7 +32,7 @@ def record_event(client: pymongo.MongoClient, kind: str, message: str, **details
         "by": socket.gethostname(),
         "details": details,
     }
-    coll = client[DB_NAME].get_collection(EVENTS, write_concern=MAJORITY)
+    coll = client[DB_NAME].get_collection(EVENTS, write_concern=SURVIVES_FAILOVER)
     try:
         coll.insert_one(doc)
     except PyMongoError:

@@ -10,7 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.hub_roles import UNREACHABLE, HubRole, classify_hubs, master_of
 from hub.replset import Topology
+from hub.supervisor import published_problems
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -23,6 +25,7 @@ class Thresholds:
     max_lag: float = 10.0  # seconds of replication lag that count as lagging
     stale_after: float = 900.0  # a client unseen this long is stale
     stale_warn: float = 0.10  # share of stale clients that is a WARNING
+    gap_window: float = 86400.0  # reports a spool cap dropped this recently are a WARNING
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Snapshot:
     last_round: dict[str, Any] | None
     hub_states: list[dict[str, Any]]
     last_seen: list[dt.datetime | None] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)  # host -> reports dropped, recently
 
 
 @dataclass
@@ -80,7 +84,17 @@ def judge(snap: Snapshot, limits: Thresholds) -> Verdict:
     elif round_age > 3 * limits.collect_interval:
         critical.append(f"last collection round finished {round_age:.0f}s ago")
 
-    diverged = _divergence(snap.hub_states, now)
+    roles = classify_hubs(snap.hub_states, topo, now)
+    silent = [r.label.replace("unreachable", r.name, 1) for r in roles if r.role == UNREACHABLE]
+    if silent:
+        warning.append(f"hub unreachable: {', '.join(silent)}")
+    for r in roles:
+        if r.role != UNREACHABLE:  # a silent hub's last problems are not news
+            said = published_problems(r.name, r.state)
+            critical.extend(said[0])
+            warning.extend(said[1])
+
+    diverged = _divergence(roles, now)
     if diverged and diverged[1] > limits.sync_interval:
         critical.append(f"masterfiles diverged for {diverged[1]:.0f}s ({diverged[0]})")
 
@@ -88,6 +102,12 @@ def judge(snap: Snapshot, limits: Thresholds) -> Verdict:
     stale = len(snap.last_seen) - fresh
     if snap.last_seen and stale / len(snap.last_seen) > limits.stale_warn:
         warning.append(f"{stale}/{len(snap.last_seen)} clients stale")
+
+    if snap.lost:
+        warning.append(
+            f"{len(snap.lost)} hosts lost {sum(snap.lost.values())} reports to their spool cap "
+            "(hubctl query hosts)"
+        )
 
     state = CRITICAL if critical else WARNING if warning else OK
     primary = topo.primary or "none"
@@ -106,13 +126,21 @@ def judge(snap: Snapshot, limits: Thresholds) -> Verdict:
     return Verdict(state, summary, " ".join(perf))
 
 
-def _divergence(states: list[dict[str, Any]], now: dt.datetime) -> tuple[str, float] | None:
-    """(which hubs differ, for how long) when hubs do not all serve the master's release."""
-    master = next((s for s in states if s.get("role") == "master"), None)
-    if master is None or not master.get("release"):
+def _divergence(roles: list[HubRole], now: dt.datetime) -> tuple[str, float] | None:
+    """(which hubs differ, for how long) when the reachable hubs do not all serve the
+    master's release (or, with no master known, the newest release)."""
+    live = [r for r in roles if r.role != UNREACHABLE and r.state.get("release")]
+
+    def release_age(r: HubRole) -> float:
+        age = _age(now, r.state.get("release_since"))
+        return float("inf") if age is None else age
+
+    master = master_of(live) or min(live, key=release_age, default=None)
+    if master is None:
         return None
-    behind = [s["_id"] for s in states if s.get("release") != master["release"]]
+    release = master.state["release"]
+    behind = [r.name for r in roles if r.role != UNREACHABLE and r.state.get("release") != release]
     if not behind:
         return None
-    since = _age(now, master.get("release_since")) or 0.0
-    return f"{', '.join(behind)} not on {master['release']}", since
+    since = _age(now, master.state.get("release_since")) or 0.0
+    return f"{', '.join(behind)} not on {release}", since

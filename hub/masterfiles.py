@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from client_agent.promises import PromisesError, load_promises
 from hubcluster.atomic import atomic_write_bytes, fsync_dir
 from hubcluster.messages import (
     MANIFEST_SUFFIX,
@@ -42,6 +41,7 @@ from hubcluster.messages import (
     release_id,
     tree_hash,
 )
+from hubcluster.promises_grammar import PromisesError, load_promises
 from hubcluster.release_tree import (
     PARTIAL_SUFFIX,
     Fetch,
@@ -165,11 +165,14 @@ def _copy_verified(source: Path, target: Path, entry: ManifestEntry) -> None:
     os.chmod(target, entry.mode)
 
 
-def publish_release(masterfiles_root: Path, source_dir: Path, keep: int = KEEP_RELEASES) -> str:
+def publish_release(
+    masterfiles_root: Path, source_dir: Path, keep: int = KEEP_RELEASES, switch: bool = True
+) -> str:
     """Validate `source_dir`, install it as a release, switch `current` to it; return its id.
 
     The promises file is checked first: a policy that clients could not run is refused.
-    Publishing a tree that is already a release just switches `current` back to it.
+    Publishing a tree that is already a release just switches `current` back to it. With
+    `switch=False` the release is only installed: `serve_release` switches to it later.
     """
     source = Path(source_dir)
     promises = source / PROMISES_FILE
@@ -196,9 +199,18 @@ def publish_release(masterfiles_root: Path, source_dir: Path, keep: int = KEEP_R
         else:
             # Republishing an old tree makes it the newest for pruning purposes.
             os.utime(manifest_path(root, rid))
-        switch_current(root, rid)
-        _prune(root, keep)
+        if switch:
+            switch_current(root, rid)
+            _prune(root, keep)
     return rid
+
+
+def serve_release(masterfiles_root: Path, release: str, keep: int = KEEP_RELEASES) -> None:
+    """Switch `current` to a release installed here, under the publish lock."""
+    root = Path(masterfiles_root)
+    with _publish_lock(root):
+        switch_current(root, release)
+        _prune(root, keep)
 
 
 def _commit_staged(root: Path, rid: str, staging: Path, manifest: bytes) -> None:
@@ -344,11 +356,10 @@ async def install_release(
     written after the tree (it marks the release complete), then `current` is switched.
     """
     root = Path(masterfiles_root)
+    # Every file-system step runs in a thread: fsyncs must not stall hubd's event loop.
     with _publish_lock(root, wait=False):
-        if is_complete(root, release):
-            os.utime(manifest_path(root, release))
-            switch_current(root, release)
-            await asyncio.to_thread(_prune, root, keep)
+        if await asyncio.to_thread(is_complete, root, release):
+            await asyncio.to_thread(_switch_back, root, release, keep)
             return None
         try:
             entries = parse_manifest(await manifest(), expected_release=release)
@@ -360,15 +371,27 @@ async def install_release(
                 f"not {expected_tree_hash}"
             )
         current = current_release_id(root)
-        reuse = [release_dir(root, r) for r in [current, *list_releases(root)] if r is not None]
+        known = await asyncio.to_thread(list_releases, root)
+        reuse = [release_dir(root, r) for r in [current, *known] if r is not None]
         figures = await build_tree(
             releases_dir(root), release, entries, fetch, list(dict.fromkeys(reuse))
         )
-        atomic_write_bytes(manifest_path(root, release), encode_manifest(entries))
-        fsync_dir(releases_dir(root))
-        switch_current(root, release)
-        await asyncio.to_thread(_prune, root, keep)
+        await asyncio.to_thread(_complete_built, root, release, entries, keep)
     return figures
+
+
+def _switch_back(root: Path, release: str, keep: int) -> None:
+    os.utime(manifest_path(root, release))
+    switch_current(root, release)
+    _prune(root, keep)
+
+
+def _complete_built(root: Path, release: str, entries: list[ManifestEntry], keep: int) -> None:
+    """The manifest after the tree (it marks the release complete), then the switch."""
+    atomic_write_bytes(manifest_path(root, release), encode_manifest(entries))
+    fsync_dir(releases_dir(root))
+    switch_current(root, release)
+    _prune(root, keep)
 
 
 def verify_release(masterfiles_root: Path, release: str) -> list[str]:

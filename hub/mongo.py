@@ -7,10 +7,15 @@ from typing import Any
 import pymongo
 from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.write_concern import WriteConcern
 
 DB_NAME = "cfreport"
 # pymongo's floor: at 500 ms it notices a new primary well within a second.
 HEARTBEAT_MS = 500
+# Every write the cluster must not lose in a failover (reports, events, freezes, hub state):
+# acknowledged once a majority holds it. A slow majority makes the writer wait at most 10 s,
+# then it is told (WriteConcernError) instead of blocked; callers run these off the loop.
+SURVIVES_FAILOVER = WriteConcern("majority", wtimeout=10_000)
 
 
 class MongoUriError(ValueError):

@@ -2,18 +2,24 @@
 
 Each step logs one sentence saying what it decided, in the manner of Patroni's HA loop:
 "hub2 became master (member h2:27017 is primary); collecting from the cursors left".
+Every part runs under hub.supervisor, which restarts what dies or stalls and publishes it
+in the hub's state; blocking database and file-system calls run in threads, never on the
+event loop the master watch and the SSH service share.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pymongo.errors import PyMongoError
 
+from hub import release_generations as generations
 from hub.collector import Collector
 from hub.config import HubConfig
 from hub.events import EVENTS, now_utc
@@ -22,16 +28,25 @@ from hub.master_watch import MasterState, MasterWatch
 from hub.masterfiles import current_release_id, current_release_since
 from hub.mongo import connect, connect_member
 from hub.peer_sync import apply_db_revocations, sync_with_peers
+from hub.release_generations import served_generation
 from hub.ssh_service import HostRecord, start_hub_service_from_config
 from hub.store import HubStore
+from hub.supervisor import Supervisor
 from hub.write_buffer import WriteBuffer
+from hubcluster.config_check import split_address
 from hubcluster.keys import load_private_key
 from hubcluster.messages import MasterInfo
 
 log = logging.getLogger("hubcluster.hubd")
 
 FLUSH_SECONDS = 2.0
-STATE_SECONDS = 15.0
+# The master watch looks four times a second; this long without a look is a stall.
+WATCH_STALL_SECONDS = 5.0
+# The SSH service proves it still answers by showing its banner to hubd itself this often.
+SSH_PROBE_SECONDS = 5.0
+SSH_PROBE_TIMEOUT = 5.0
+# How soon a hub notices a new release generation (and so how long a publish waits).
+RELEASE_LOOK_SECONDS = 1.0
 
 
 class HubNode:
@@ -44,8 +59,10 @@ class HubNode:
             "events", lambda docs: self.store.db[EVENTS].insert_many(docs, ordered=True)
         )
         self.seen: WriteBuffer[tuple[str, dt.datetime]] = WriteBuffer("last-seen", self._write_seen)
-        self.watch = MasterWatch(config.mongo_uri, config.me.mongo, self._on_master_change)
-        self.scheduler = AsyncIOScheduler()
+        self.supervisor = Supervisor(self.name)
+        self.watch = MasterWatch(
+            config.mongo_uri, config.me.mongo, self._on_master_change, self._watch_failed
+        )
         self.keystore = KeyStore(config.ppkeys)
         self.hub_key = load_private_key(self.keystore.hub_private_key_path)
         # The collector writes through its own member only, without retries: a write that
@@ -65,6 +82,18 @@ class HubNode:
         self._round: asyncio.Task | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._collect_soon = asyncio.Event()
+        self._sync_soon = asyncio.Event()
+        self.collect_beat = time.monotonic()
+        self.overruns = 0  # rounds in a row that took longer than the interval
+        self.last_overrun = 0.0
+        self._guarded_collect = self.supervisor.guarded(
+            "collection round", self._collect, config.collector.interval
+        )
+        self.supervisor.on_stall("collection round", self.collect_now)
+        self.ssh_alive = time.monotonic()  # when the SSH service last showed its banner
+        self.ssh_probe_seconds = SSH_PROBE_SECONDS
+        self.ssh_port: int | None = None
 
     # ----- events and buffered writes -----------------------------------------------------
     def event(self, kind: str, message: str, **details: Any) -> None:
@@ -117,6 +146,9 @@ class HubNode:
         await asyncio.to_thread(self.seen.flush)
 
     # ----- master changes -------------------------------------------------------------
+    def _watch_failed(self, words: str) -> None:
+        self.supervisor.note("master watch", f"master watch: a look failed ({words})")
+
     def hub_of(self, member: str | None) -> str | None:
         entry = self.config.hub_for_member(member) if member else None
         return entry.name if entry else member
@@ -145,9 +177,7 @@ class HubNode:
 
     # ----- collection -----------------------------------------------------------------
     def collect_now(self) -> None:
-        job = self.scheduler.get_job("collect")
-        if job is not None:
-            job.modify(next_run_time=dt.datetime.now(dt.UTC))
+        self._collect_soon.set()
 
     async def _collect(self) -> None:
         if not self.watch.state.is_master:
@@ -156,8 +186,41 @@ class HubNode:
         try:
             await self._round
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # hubd is stopping (or restarting collection), not just this round
             log.info("%s cancelled its round: no longer master", self.name)
         await self._publish_state()
+
+    async def _collect_rounds(self) -> None:
+        """A round every interval; one that overruns it is followed by the next at once.
+
+        Our own loop rather than a scheduler job: under load a round longer than the interval
+        is normal, and deserves one line with figures, not a "skipped" warning per miss.
+        """
+        interval = self.config.collector.interval
+        while True:
+            self.collect_beat = started = time.monotonic()
+            self._collect_soon.clear()
+            await self._guarded_collect()
+            took = time.monotonic() - started
+            self.collect_beat = time.monotonic()
+            if took > interval:
+                self._overran(took, interval)
+                continue
+            self.overruns = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._collect_soon.wait(), interval - took)
+
+    def _overran(self, took: float, interval: float) -> None:
+        self.overruns += 1
+        self.last_overrun = took
+        log.warning(
+            "round took %.1f s, longer than the %g s interval; next round starts now%s",
+            took,
+            interval,
+            f" ({self.overruns} in a row)" if self.overruns > 1 else "",
+        )
 
     # ----- peer sync ------------------------------------------------------------------
     async def _peer_sync(self) -> None:
@@ -165,17 +228,40 @@ class HubNode:
             revoked = await asyncio.to_thread(apply_db_revocations, self.store, self.keystore)
         except PyMongoError as exc:
             revoked = []
-            log.debug("revocations not read: %s", exc)
+            log.warning("peer sync: revocations in the database not read: %s", exc)
         for sha in revoked:
             log.info("revoked key %s here, as the database says", sha[:12])
         entry = self.config.hub_for_member(self.watch.state.primary or "")
         master = entry.service if entry else None
+        try:
+            target = await asyncio.to_thread(generations.latest, self.store)
+        except PyMongoError as exc:
+            # Without the set's word on the newest generation, mirroring could go back.
+            log.warning("peer sync: release generation not read (%s); masterfiles kept", exc)
+            target, master = None, None
         result = await sync_with_peers(
-            self.config, self.keystore, self.hub_key, master, self.config.collector.connect_timeout
+            self.config,
+            self.keystore,
+            self.hub_key,
+            master,
+            self.config.collector.connect_timeout,
+            target,
         )
         log.info("peer sync: %s", result.summary())
         if result.release_after != result.release_before:
             await self._publish_state()
+
+    async def _look_for_release(self) -> None:
+        """Sync now when the set names a newer release generation than this hub holds: a
+        publish waits for a majority of hubs to take it."""
+        try:
+            newest = await asyncio.to_thread(generations.latest, self.store)
+        except PyMongoError:
+            return  # the next look, or the next sync, will tell (the sync logs why)
+        mine = await asyncio.to_thread(generations.held, self.config.masterfiles)
+        if newest is None or (mine is not None and mine.number >= newest.number):
+            return
+        self._sync_soon.set()
 
     # ----- state for `hubctl status` and `hubctl check` ----------------------------------
     def state_fields(self) -> dict[str, Any]:
@@ -183,10 +269,21 @@ class HubNode:
             "role": "master" if self.watch.state.is_master else "standby",
             "member": self.config.me.mongo,
             "service": self.config.me.service,
+            # Readers judge the hub silent after a few of these (hub.hub_roles).
+            "state_interval": self.config.state_interval,
         }
         fields["release"] = current_release_id(self.config.masterfiles)
+        fields["generation"] = served_generation(self.config.masterfiles, fields["release"])
         fields["release_since"] = current_release_since(self.config.masterfiles)
         fields["keys"] = len(self.keystore.keys())
+        # What hubctl status shows, and what makes hubctl check CRITICAL (hub.health_check).
+        fields["problems"] = self.supervisor.problems()
+        fields["parts"] = self.supervisor.report()
+        fields["round_overruns"] = {
+            "in_a_row": self.overruns,
+            "last_seconds": round(self.last_overrun, 1),
+            "interval": self.config.collector.interval,
+        }
         running = self._round is not None and not self._round.done()
         fields["round_progress"] = dict(self.collector.progress) if running else None
         last = self.collector.last_round
@@ -196,57 +293,98 @@ class HubNode:
 
     async def _publish_state(self) -> None:
         try:
-            await asyncio.to_thread(self.store.set_hub_state, self.name, **self.state_fields())
+            # The fields too: counting a fleet's key files is file-system work.
+            await asyncio.to_thread(
+                lambda: self.store.set_hub_state(self.name, **self.state_fields())
+            )
         except PyMongoError as exc:
-            log.debug("hub state not published: %s", exc)
+            log.warning("hub state not published (status and check show it stale): %s", exc)
 
     # ----- lifecycle -------------------------------------------------------------------
     def schedule(self) -> None:
-        s = self.scheduler
-        s.add_job(
-            self._collect,
-            "interval",
-            seconds=self.config.collector.interval,
-            id="collect",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
-        s.add_job(
-            self._peer_sync,
-            "interval",
-            seconds=self.config.sync_interval,
-            id="sync",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=dt.datetime.now(dt.UTC),
-        )
-        s.add_job(
-            self._flush,
-            "interval",
-            seconds=FLUSH_SECONDS,
-            id="flush",
-            max_instances=1,
-            coalesce=True,
-        )
-        s.add_job(
-            self._publish_state,
-            "interval",
-            seconds=STATE_SECONDS,
-            id="state",
-            max_instances=1,
-            coalesce=True,
-            next_run_time=dt.datetime.now(dt.UTC),
-        )
-        s.start()
+        """Hubd's periodic jobs, each a supervised loop of its own.
 
-    async def run(self) -> None:
-        """Serve until request_stop(); then stop every part, in the reverse order."""
+        A loop starts its next run an interval after the last began, or at once when that run
+        took longer: an overrun never piles up, and never costs a "skipped" warning.
+        """
+        guard, sup = self.supervisor.guarded, self.supervisor
+        jobs = (
+            ("peer sync", self._peer_sync, self.config.sync_interval, self._sync_soon),
+            ("release watch", self._look_for_release, RELEASE_LOOK_SECONDS, None),
+            ("buffered writes", self._flush, FLUSH_SECONDS, None),
+            ("state publishing", self._publish_state, self.config.state_interval, None),
+        )
+        for name, job, interval, wake in jobs:
+            run = guard(name, job, interval)
+            sup.keep_running(name, lambda run=run, i=interval, w=wake: self._every(run, i, w))
+            if wake is not None:
+                sup.on_stall(name, wake.set)
+
+    @staticmethod
+    async def _every(
+        run: Callable[[], Awaitable[None]], interval: float, wake: asyncio.Event | None
+    ) -> None:
+        while True:
+            started = time.monotonic()
+            if wake is not None:
+                wake.clear()
+            await run()
+            pause = max(0.0, interval - (time.monotonic() - started))
+            if wake is None:
+                await asyncio.sleep(pause)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), pause)
+
+    async def _serve_ssh(self) -> None:
+        """The SSH service, proving every few seconds that it still answers."""
         acceptor = await start_hub_service_from_config(
             self.config, self.master_info, self._on_register, self._on_contact
         )
+        self.ssh_port = acceptor.get_port()
+        self.ssh_alive = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(self.ssh_probe_seconds)
+                await self._probe_ssh()
+                self.ssh_alive = time.monotonic()
+        finally:
+            acceptor.close()
+            await acceptor.wait_closed()
+
+    async def _probe_ssh(self) -> None:
+        host, _ = split_address(self.config.listen)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        async with asyncio.timeout(SSH_PROBE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(host, self.ssh_port)
+            try:
+                line = await reader.readline()
+            finally:
+                writer.close()
+        if not line.startswith(b"SSH-2.0-"):
+            raise ConnectionError(f"the SSH service answered {line[:40]!r}, not an SSH banner")
+
+    async def run(self) -> None:
+        """Serve until request_stop(); then stop every part, in the reverse order."""
+        sup = self.supervisor
+        sup.keep_running(
+            "SSH service", self._serve_ssh, lambda: self.ssh_alive, 3 * self.ssh_probe_seconds
+        )
+        sup.keep_running(
+            "master watch",
+            lambda: self.watch.run(self._stop),
+            lambda: self.watch.last_probe,
+            WATCH_STALL_SECONDS,
+        )
+        settings = self.config.collector
+        sup.keep_running(
+            "collection",
+            self._collect_rounds,
+            lambda: self.collect_beat,
+            max(10 * settings.interval, 10 * settings.host_timeout),
+        )
+        supervising = asyncio.create_task(sup.run(self._stop))
         self.schedule()
-        watch = asyncio.create_task(self.watch.run(self._stop))
         log.info(
             "%s is up: service %s, member %s",
             self.name,
@@ -256,12 +394,10 @@ class HubNode:
         try:
             await self._stop.wait()
         finally:
-            self.scheduler.shutdown(wait=False)
             if self._round is not None:
                 self._round.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
-            acceptor.close()
-            await acceptor.wait_closed()
+            self._stop.set()
+            await asyncio.gather(supervising, return_exceptions=True)
             await self.collector.close()
             await self._flush()
             self.watch.close()

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncssh
 
-from client_agent.hub_session import HubError, HubSession, open_hub
+from hub import release_generations as generations
 from hub.config import HubConfig
 from hub.key_records import revocations
 from hub.keystore import KeyRevoked, KeyStore
@@ -36,13 +36,23 @@ from hub.masterfiles import (
     current_release_id,
     current_tree_hash,
     install_release,
+    is_complete,
+    switch_current,
 )
+from hub.release_generations import Generation
 from hub.store import HubStore
+from hubcluster.hub_session import HubError, HubSession, open_hub
 from hubcluster.keys import KeyFileError, import_public_key, key_sha
 from hubcluster.messages import KeysReply, ManifestEntry, MasterfilesReply, MessageError
 from hubcluster.release_tree import ReleaseTreeError, read_remote_manifest, sftp_fetcher
 
 log = logging.getLogger("hubcluster.peersync")
+
+# The most of a peer's `keys` answer we read: about 200 bytes a key, so room for 300,000
+# clients and their tombstones; a longer answer is refused and that peer skipped this sync.
+KEYS_ANSWER_MAX_BYTES = 64 << 20
+# `masterfiles` answers a release id and a tree hash: a few hundred bytes.
+MASTERFILES_ANSWER_MAX_BYTES = 64 * 1024
 
 
 @dataclass
@@ -147,14 +157,31 @@ def apply_db_revocations(store: HubStore, keystore: KeyStore) -> list[str]:
 # ----- masterfiles ----------------------------------------------------------------------------
 
 
-async def _mirror(session: HubSession, root: Path, result: SyncResult) -> None:
-    text = await session.run("masterfiles")
+async def _ask_masterfiles(session: HubSession, result: SyncResult) -> MasterfilesReply:
+    text = await session.run("masterfiles", MASTERFILES_ANSWER_MAX_BYTES)
     result.masterfiles_commands += 1
     result.command_bytes += len(text.encode())
     try:
-        answer = MasterfilesReply.from_json(text)
+        return MasterfilesReply.from_json(text)
     except MessageError as exc:
-        raise MasterfilesError(f"master {session.address}: {exc}") from None
+        raise MasterfilesError(f"hub {session.address}: {exc}") from None
+
+
+async def _mirror(
+    session: HubSession,
+    root: Path,
+    result: SyncResult,
+    answer: MasterfilesReply | None = None,
+    target: Generation | None = None,
+) -> None:
+    """Install the release `session`'s hub serves (`answer`, asked if not given); with a
+    `target` generation, only that generation's release, recorded as held once switched."""
+    if answer is None:
+        answer = await _ask_masterfiles(session, result)
+    if target is not None and answer.release != target.release:
+        raise MasterfilesError(
+            f"hub {session.address} serves {answer.release}, not {target.describe()}"
+        )
     if answer.release is None or answer.tree_hash is None:
         result.mirror = "not mirrored: the master has published nothing yet"
         log.info("masterfiles: the master %s has published nothing; kept ours", session.address)
@@ -166,6 +193,8 @@ async def _mirror(session: HubSession, root: Path, result: SyncResult) -> None:
         log.warning("masterfiles: our current release is unreadable (%s); installing again", exc)
         local = None
     if local is not None and local[1] == answer.tree_hash:
+        if target is not None:
+            await asyncio.to_thread(generations.hold, root, target)
         result.mirror = f"in sync at release {rid}"
         log.debug("masterfiles: in sync with the master's release %s", rid)
         return
@@ -189,6 +218,8 @@ async def _mirror(session: HubSession, root: Path, result: SyncResult) -> None:
             await sftp_fetcher(await sftp(), rid)(entry, local_path)
 
         figures = await install_release(root, rid, manifest, fetch, answer.tree_hash)
+    if target is not None:
+        await asyncio.to_thread(generations.hold, root, target)
     if figures is None:
         result.mirror = f"switched {result.release_before} -> {rid} (already here)"
         log.info("masterfiles: switched back to release %s, already here, as the master did", rid)
@@ -211,6 +242,43 @@ async def _mirror(session: HubSession, root: Path, result: SyncResult) -> None:
     )
 
 
+async def _needed(root: Path, target: Generation, result: SyncResult) -> Generation | None:
+    """`target` when this hub must still take it from a peer; None when it holds it (or a
+    newer one), or had it here already and switched to it."""
+    mine = await asyncio.to_thread(generations.held, root)
+    if mine is not None and mine.number >= target.number:
+        if mine.number > target.number:
+            result.mirror = f"kept {mine.describe()}: newer than the set's {target.number}"
+            log.warning("masterfiles: %s", result.mirror)
+        else:
+            result.mirror = f"in sync at {target.describe()}"
+        return None
+    if await asyncio.to_thread(is_complete, root, target.release):
+        await asyncio.to_thread(_switch_to_held, root, target)
+        result.mirror = f"switched {result.release_before} -> {target.describe()} (already here)"
+        log.info("masterfiles: switched to %s, already here", target.describe())
+        return None
+    result.mirror = f"not mirrored: no reachable hub serves {target.describe()}"
+    return target
+
+
+def _switch_to_held(root: Path, target: Generation) -> None:
+    switch_current(root, target.release)
+    generations.hold(root, target)
+
+
+async def _take(session: HubSession, root: Path, result: SyncResult, need: Generation) -> None:
+    """Take `need` from this peer if it serves it and no other peer gave it already."""
+    mine = generations.held(root)
+    if mine is not None and mine.number >= need.number:
+        return
+    answer = await _ask_masterfiles(session, result)
+    if answer.release != need.release:
+        log.debug("masterfiles: %s serves %s, not %s", session.address, answer.release, need)
+        return
+    await _mirror(session, root, result, answer, need)
+
+
 # ----- one sync -------------------------------------------------------------------------------
 
 
@@ -220,12 +288,16 @@ async def sync_with_peers(
     hub_key: asyncssh.SSHKey,
     master_service: str | None,
     timeout: float,
+    target: Generation | None = None,
 ) -> SyncResult:
-    """Sync keys with every other hub and mirror the masterfiles of `master_service`.
+    """Sync keys with every other hub and bring the masterfiles to the cluster's release.
 
-    `master_service` is the master hub's SSH service address (None when there is no
-    master); when it is this hub, the masterfiles are left alone. `timeout` bounds each
-    connection attempt; commands are bounded by the hub session's own limit.
+    With `target` (the newest release generation in the replica set), this hub takes that
+    release from any peer serving it (the master first) unless it already holds that
+    generation or a newer one: it never goes back. Without one (a cluster whose publishes
+    predate generations) it mirrors `master_service`, the master hub's SSH service address
+    (None when there is no master; when it is this hub, the masterfiles are left alone).
+    `timeout` bounds each connection attempt; commands by the hub session's own limit.
     """
     started = time.monotonic()
     root = config.masterfiles
@@ -239,16 +311,22 @@ async def sync_with_peers(
         result.mirror = "not mirrored: no master now"
     elif mirror_from is None:
         result.mirror = "not mirrored: this hub is the master"
-    if mirror_from is None:
+    need = None if target is None else await _needed(root, target, result)
+    if target is not None:
+        mirror_from = None  # the generation decides, not who is master
+        # The master first: it is where a new release starts.
+        addresses.sort(key=lambda a: a != master_service)
+    if mirror_from is None and need is None:
         log.debug("masterfiles: %s; keeping release %s", result.mirror, result.release_before)
     replies: dict[str, KeysReply] = {}
+    taking = asyncio.Lock()
     answered = {address: asyncio.Event() for address in addresses}
     merged = asyncio.Event()
 
     async def visit(address: str) -> None:
         try:
             async with open_hub(address, hub_key, hub_key, timeout) as session:
-                text = await session.run("keys")
+                text = await session.run("keys", KEYS_ANSWER_MAX_BYTES)
                 result.command_bytes += len(text.encode())
                 try:
                     replies[address] = KeysReply.from_json(text)
@@ -256,10 +334,14 @@ async def sync_with_peers(
                     raise HubError(f"hub {address}: {exc}") from None
                 result.peers_reached.append(address)
                 answered[address].set()
-                if address == mirror_from:
+                if address == mirror_from or need is not None:
                     await merged.wait()
                     try:
-                        await _mirror(session, root, result)
+                        if need is None:
+                            await _mirror(session, root, result)
+                        else:
+                            async with taking:
+                                await _take(session, root, result, need)
                     except (
                         HubError,
                         MasterfilesError,
@@ -270,7 +352,7 @@ async def sync_with_peers(
                         result.mirror = f"failed: {exc}"
                         result.mirror_failed = True
                         log.warning(
-                            "masterfiles: could not mirror release from %s: %s; kept %s",
+                            "masterfiles: could not take a release from %s: %s; kept %s",
                             address,
                             exc,
                             result.release_before,

@@ -7,32 +7,20 @@ from collections import defaultdict
 from typing import Any
 
 import pymongo
-from pymongo.read_preferences import (
-    Nearest,
-    Primary,
-    PrimaryPreferred,
-    Secondary,
-    SecondaryPreferred,
-    _ServerMode,
-)
+from pymongo.read_preferences import Primary
 
+from hub import outcome_summary as summary
 from hub.mongo import DB_NAME
-from hub.store import CURSORS, HOSTS, LAST_SEEN, REPORTS
-
-MODES = {
-    "primary": Primary,
-    "primaryPreferred": PrimaryPreferred,
-    "secondary": Secondary,
-    "secondaryPreferred": SecondaryPreferred,
-    "nearest": Nearest,
-}
+from hub.read_modes import MODES, ReadMode
+from hub.store import CURSORS, GAPS, HOSTS, LAST_SEEN, REPORTS, lost_by_host
+from hubcluster import report_kinds as rk
 
 
 class QueryError(ValueError):
     """A query that cannot be answered as asked."""
 
 
-def read_preference(mode: str, max_staleness: float) -> _ServerMode:
+def read_preference(mode: str, max_staleness: float) -> ReadMode:
     if mode not in MODES:
         raise QueryError(f"unknown read preference {mode!r} (use {', '.join(MODES)})")
     if mode == "primary":
@@ -49,13 +37,14 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 class Queries:
-    def __init__(self, client: pymongo.MongoClient, pref: _ServerMode) -> None:
+    def __init__(self, client: pymongo.MongoClient, pref: ReadMode) -> None:
         self.db = client.get_database(DB_NAME, read_preference=pref)
 
     def hosts(self, stale_after: float | None = None) -> list[dict[str, Any]]:
         """Every registered host with when it was last seen (latest across hubs) and pulled."""
         seen = {d["_id"]: d for d in self.db[LAST_SEEN].find()}
         cursors = {d["_id"]: d for d in self.db[CURSORS].find()}
+        lost = lost_by_host(self.db[GAPS])
         now = dt.datetime.now(dt.UTC)
         rows = []
         for host in self.db[HOSTS].find().sort("hostname", pymongo.ASCENDING):
@@ -72,7 +61,8 @@ class Queries:
                 "seen_by": sorted((seen.get(sha, {}).get("hubs") or {}).keys()),
                 "last_pull": _aware(cursor.get("last_pull")),
                 "reports": int(cursor.get("seq", 0)),
-                "last_error": cursor.get("last_error"),
+                "lost": lost.get(sha, 0),  # dropped by the client's spool cap (gap records)
+                "last_error": _error_since_last_pull(cursor),
                 "stale": stale_after is not None and (age is None or age > stale_after),
             }
             rows.append(row)
@@ -98,6 +88,8 @@ class Queries:
         raise QueryError(f"no host {name!r} (neither a hostname nor a key prefix)")
 
     def reports(self, host: str, kind: str | None = None, last: int = 10) -> list[dict[str, Any]]:
+        if kind is not None and kind not in rk.KINDS:
+            raise QueryError(f"no report kind {kind!r} (kinds: {', '.join(rk.KINDS)})")
         sha = self.resolve_host(host)
         query: dict[str, Any] = {"host": sha}
         if kind:
@@ -105,23 +97,77 @@ class Queries:
         docs = self.db[REPORTS].find(query, {"_id": 0}).sort("seq", pymongo.DESCENDING).limit(last)
         return list(reversed(list(docs)))
 
-    def compliance(self) -> list[dict[str, Any]]:
-        """Per promise, over each host's latest compliance report: kept, repaired, not kept."""
-        latest = list(
-            self.db[REPORTS].aggregate(
-                [
-                    {"$match": {"kind": "compliance"}},
-                    {"$sort": {"seq": -1}},
-                    {"$group": {"_id": "$host", "payload": {"$first": "$payload"}}},
-                ]
-            )
-        )
-        counts: dict[str, dict[str, int]] = defaultdict(
-            lambda: {"kept": 0, "repaired": 0, "not_kept": 0, "skipped": 0}
-        )
-        for doc in latest:
-            for outcome in (doc.get("payload") or {}).get("outcomes", []):
-                status = outcome.get("status")
-                if status in counts[outcome.get("name", "?")]:
-                    counts[outcome.get("name", "?")][status] += 1
-        return [{"promise": name, "hosts": len(latest), **c} for name, c in sorted(counts.items())]
+    def compliance(self) -> dict[str, Any]:
+        """Compliance of each host's latest agent run: per host, per promise, and the fleet's.
+
+        A host is compliant when its latest run could run the policy and kept or repaired
+        every promise that applied; a promise's share counts the hosts where it applied
+        (not skipped). Read from the summaries the collector keeps (hub.outcome_summary).
+        """
+        names = {
+            d["_id"]: d.get("hostname")
+            for d in self.db[HOSTS].find({"revoked": {"$ne": True}}, {"hostname": 1})
+        }
+        now = dt.datetime.now(dt.UTC)
+        hosts, silent = [], []
+        per_promise: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(rk.STATUSES, 0))
+        latest = {d["_id"]: d for d in self.db[summary.LATEST_OUTCOMES].find()}
+        for sha, name in names.items():
+            doc = latest.get(sha)
+            if doc is None:
+                silent.append(name)
+                continue
+            for promise in doc[summary.PROMISES]:
+                per_promise[promise[rk.PROMISE_NAME]][promise[rk.PROMISE_STATUS]] += 1
+            hosts.append(_host_row(sha, name, doc, now))
+        hosts.sort(key=lambda r: (r["compliant"], r["host"] or ""))
+        promises = [
+            {"promise": name, "hosts": sum(c.values()), **c, "share": _share(c)}
+            for name, c in sorted(per_promise.items())
+        ]
+        ran = [r["ran"] for r in hosts]
+        compliant = sum(1 for r in hosts if r["compliant"])
+        fleet = {
+            "hosts": len(names),
+            "reporting": len(hosts),
+            "compliant": compliant,
+            "share": compliant / len(hosts) if hosts else None,
+            "oldest": min(ran, default=None),
+            "newest": max(ran, default=None),
+            "no_outcome": sorted(n or "?" for n in silent),
+            "as_of": now,
+        }
+        return {"fleet": fleet, "hosts": hosts, "promises": promises}
+
+
+def _error_since_last_pull(cursor: dict[str, Any]) -> str | None:
+    """The last failed pull's error, unless a pull succeeded after it (then it is history)."""
+    failed, pulled = _aware(cursor.get("last_attempt")), _aware(cursor.get("last_pull"))
+    if failed is not None and pulled is not None and pulled > failed:
+        return None
+    return cursor.get("last_error")
+
+
+def _share(counts: dict[str, int]) -> float | None:
+    good = counts[rk.KEPT] + counts[rk.REPAIRED]
+    applied = good + counts[rk.NOT_KEPT]
+    return good / applied if applied else None
+
+
+def _host_row(sha: str, name: str | None, doc: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    counts = doc[summary.COUNTS]
+    ran = _aware(doc[summary.RAN])
+    error = doc.get(summary.ERROR)
+    return {
+        "host": name,
+        "key": sha,
+        "ran": ran,
+        "age_seconds": (now - ran).total_seconds() if ran else None,
+        "release": doc.get(summary.RELEASE),
+        **{status: counts.get(status, 0) for status in rk.STATUSES},
+        "error": error,
+        "compliant": not error and not counts.get(rk.NOT_KEPT, 0),
+        "not_kept_promises": [
+            p[rk.PROMISE_NAME] for p in doc[summary.PROMISES] if p[rk.PROMISE_STATUS] == rk.NOT_KEPT
+        ],
+    }

@@ -9,6 +9,7 @@ mongod does not report a member's freeze to anyone, and `status` must show it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,15 +23,25 @@ from pymongo.errors import (
     PyMongoError,
     ServerSelectionTimeoutError,
 )
+from pymongo.monitoring import ServerHeartbeatListener
 from pymongo.read_preferences import PrimaryPreferred
-from pymongo.write_concern import WriteConcern
 
 from hub.events import now_utc, record_event
-from hub.mongo import DB_NAME, connect, connect_member, seed_hosts
+from hub.mongo import (
+    DB_NAME,
+    SURVIVES_FAILOVER,
+    connect,
+    connect_member,
+    parse,
+    seed_hosts,
+)
+
+log = logging.getLogger(__name__)
 
 FREEZES = "freezes"
+# The member tag that names the hub running on a member, e.g. {"hub": "hub1"}.
+HUB_TAG = "hub"
 MAINTENANCE = "maintenance"
-MAJORITY = WriteConcern("majority", wtimeout=5000)
 DEFAULT_MAX_LAG = 10.0
 # mongod's member states; its stateStr for 8 is "(not reachable/healthy)", too long for a table.
 STATE_NAMES = {
@@ -51,6 +62,10 @@ class ReplsetError(RuntimeError):
     """An operation on the set failed; the message is one line an operator can act on."""
 
 
+class ReplsetUnreachable(ReplsetError):
+    """The set cannot be spoken to at all (nobody answers, or it is not the set named)."""
+
+
 @dataclass
 class MemberView:
     name: str
@@ -59,6 +74,13 @@ class MemberView:
     priority: float
     lag_seconds: float | None
     frozen_until: dt.datetime | None = None
+    hub: str | None = None  # the hub running on this member, from its `hub` tag
+    hidden: bool = False
+
+    @property
+    def label(self) -> str:
+        """Hub name and address together, as every command shows a member."""
+        return f"{self.hub} ({self.name})" if self.hub else self.name
 
 
 @dataclass
@@ -70,11 +92,15 @@ class Topology:
     initiated: bool = True
 
     def member(self, name: str) -> MemberView:
+        """The member named by its address (host:port) or by its hub name."""
         for m in self.members:
-            if m.name == name:
+            if name in (m.name, m.hub):
                 return m
-        known = ", ".join(m.name for m in self.members) or "none"
+        known = ", ".join(m.label for m in self.members) or "none"
         raise ReplsetError(f"{name} is not a member of the set (members: {known})")
+
+    def primary_view(self) -> MemberView | None:
+        return next((m for m in self.members if m.name == self.primary), None)
 
     def health_code(self, max_lag: float = DEFAULT_MAX_LAG) -> int:
         """0 healthy, 1 degraded (a member down or lagging), 2 no primary."""
@@ -103,18 +129,113 @@ class Topology:
         return doc
 
 
+def hub_tags(config: dict[str, Any]) -> dict[str, str]:
+    """host:port -> hub name, from the members' tags in a replica-set config."""
+    names = {}
+    for c in config.get("members", []):
+        name = (c.get("tags") or {}).get(HUB_TAG)
+        if name:
+            names[c["host"]] = name
+    return names
+
+
+class _SetNameWatch(ServerHeartbeatListener):
+    """Remembers the set name each member gave, so a wrong replicaSet= is told at once.
+
+    pymongo drops a member whose set name differs from the URI's and then waits out the
+    whole server-selection timeout saying only that no member was found.
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def started(self, event: Any) -> None:
+        pass
+
+    def failed(self, event: Any) -> None:
+        pass
+
+    def succeeded(self, event: Any) -> None:
+        name = event.reply.replica_set_name
+        if name:
+            host, port = event.connection_id
+            self.names[f"{host}:{port}"] = name
+
+
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
 
 
-def _explain(exc: PyMongoError, what: str) -> ReplsetError:
+def explain_failure(exc: PyMongoError, what: str) -> ReplsetError:
     if isinstance(exc, ServerSelectionTimeoutError):
-        return ReplsetError(f"{what}: no member reachable ({str(exc).split(',')[0]})")
+        return ReplsetUnreachable(f"{what}: no member reachable ({str(exc).split(',')[0]})")
     if isinstance(exc, OperationFailure):
         return ReplsetError(f"{what}: {exc.details.get('errmsg', exc) if exc.details else exc}")
     return ReplsetError(f"{what}: {exc}")
+
+
+@dataclass
+class SwitchoverPlan:
+    """A checked switchover: from the primary to a secondary fit to take over."""
+
+    old: MemberView
+    new: MemberView
+    others: list[MemberView]  # secondaries frozen meanwhile, so that only `new` can win
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.old.name == self.new.name
+
+    def describe(self) -> list[str]:
+        lag = self.new.lag_seconds or 0.0
+        lines = [
+            f"switchover from {self.old.label} to {self.new.label}",
+            f"{self.new.label} lags {lag:.1f}s behind the primary",
+        ]
+        if self.others:
+            frozen = ", ".join(m.label for m in self.others)
+            lines.append(f"frozen meanwhile, so only {self.new.label} can win: {frozen}")
+        return lines
+
+
+def switchover_plan(topo: Topology, target: str, catch_up: float) -> SwitchoverPlan:
+    """What a switchover to `target` would do, or the reason it must not be tried.
+
+    Every check runs before anything is asked of the set, so a refused switchover leaves
+    the primary where it is.
+    """
+    new = topo.member(target)
+    old = topo.primary_view()
+    if old is None:
+        raise ReplsetError("there is no primary to step down")
+    if new.name == old.name:
+        return SwitchoverPlan(old, new, [])
+    if not new.health:
+        reason = "it is down"
+    elif new.state != "SECONDARY":
+        reason = f"it is {new.state}, not SECONDARY"
+    elif new.hidden:
+        reason = "it is hidden, and a hidden member can never become primary"
+    elif new.priority <= 0:
+        reason = "it has priority 0 and can never become primary"
+    elif new.frozen_until is not None:
+        reason = (
+            f"it is frozen until {new.frozen_until:%Y-%m-%d %H:%M:%S}Z "
+            f"(hubctl unfreeze {new.hub or new.name} first)"
+        )
+    elif new.lag_seconds is None or new.lag_seconds > catch_up:
+        lag = "an unknown time" if new.lag_seconds is None else f"{new.lag_seconds:.1f}s"
+        reason = f"it lags {lag} behind the primary, more than --catch-up {catch_up:g}s"
+    else:
+        others = [
+            m
+            for m in topo.members
+            if m.name not in (new.name, old.name) and m.health and m.state == "SECONDARY"
+        ]
+        return SwitchoverPlan(old, new, others)
+    raise ReplsetError(f"refusing to switch over to {new.label}: {reason}; nothing was changed")
 
 
 class ReplicaSet:
@@ -124,19 +245,48 @@ class ReplicaSet:
         self.uri = uri
         self.timeout = timeout
         self.seeds = seed_hosts(uri)
+        options = {k.lower(): v for k, v in parse(uri)["options"].items()}
+        self.set_name: str | None = options.get("replicaset")
         self._client: pymongo.MongoClient | None = None
+        self._set_names = _SetNameWatch()
 
     @property
     def client(self) -> pymongo.MongoClient:
         if self._client is None:
-            self._client = connect(self.uri, self.timeout)
+            self._client = connect(self.uri, self.timeout, event_listeners=[self._set_names])
         return self._client
+
+    def _await_member(self) -> bool:
+        """Wait (at most the server-selection timeout) until some member can be read from.
+
+        Fails at once, naming both names, when a member answers with another set's name
+        than the URI's.
+        """
+        client = self.client
+        deadline = time.monotonic() + self.timeout
+        while True:
+            others = {h: n for h, n in self._set_names.names.items() if n != self.set_name}
+            if self.set_name and others:
+                real = sorted(set(others.values()))
+                raise ReplsetUnreachable(
+                    f"wrong replica-set name: the URI says replicaSet={self.set_name}, "
+                    f"but {', '.join(sorted(others))} belong to set {', '.join(real)}"
+                )
+            if client.topology_description.has_readable_server(PrimaryPreferred()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def event(self, kind: str, message: str, **details: Any) -> None:
+        if not record_event(self.client, kind, message, **details):
+            log.warning("timeline event %r not recorded (no primary took it): %s", kind, message)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
-    def _member_command(
+    def member_command(
         self, member: str, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         with connect_member(self.uri, member, timeout or self.timeout) as client:
@@ -148,13 +298,17 @@ class ReplicaSet:
 
         Returns None when the members answer but none is initiated yet.
         """
-        try:
-            return self.client.admin.command("replSetGetStatus", read_preference=PrimaryPreferred())
-        except OperationFailure as exc:
-            if exc.code != 94:  # NotYetInitialized
-                raise _explain(exc, "replSetGetStatus") from None
-        except ServerSelectionTimeoutError:
-            pass  # nobody initiated, or nobody up: ask each seed to tell which
+        if self._await_member():
+            try:
+                return self.client.admin.command(
+                    "replSetGetStatus", read_preference=PrimaryPreferred()
+                )
+            except OperationFailure as exc:
+                if exc.code != 94:  # NotYetInitialized
+                    raise explain_failure(exc, "replSetGetStatus") from None
+            except ServerSelectionTimeoutError:
+                pass
+        # Nobody initiated, or nobody up: ask each seed to tell which.
         with ThreadPoolExecutor(len(self.seeds)) as pool:
             answers = list(pool.map(self._probe, self.seeds))
         statuses = [a for a in answers if isinstance(a, dict)]
@@ -162,11 +316,13 @@ class ReplicaSet:
             return statuses[0]
         if any(a is None for a in answers):
             return None
-        raise ReplsetError("cannot reach any member of the set: " + "; ".join(map(str, answers)))
+        raise ReplsetUnreachable(
+            "cannot reach any member of the set: " + "; ".join(map(str, answers))
+        )
 
     def _probe(self, host: str) -> dict[str, Any] | str | None:
         try:
-            return self._member_command(host, "replSetGetStatus", timeout=min(self.timeout, 2.0))
+            return self.member_command(host, "replSetGetStatus", timeout=min(self.timeout, 2.0))
         except OperationFailure as exc:
             return None if exc.code == 94 else f"{host}: {exc}"
         except PyMongoError as exc:
@@ -177,7 +333,8 @@ class ReplicaSet:
         if status is None:
             return Topology(set_name=None, primary=None, initiated=False)
         config = self._config_from(status)
-        priorities = {c["host"]: float(c.get("priority", 1)) for c in config.get("members", [])}
+        configured = {c["host"]: c for c in config.get("members", [])}
+        names = hub_tags(config)
         primary_row = next((m for m in status["members"] if m.get("state") == 1), None)
         healthy = [m for m in status["members"] if m.get("health")]
         newest = max((m["optimeDate"] for m in healthy), default=None)
@@ -193,9 +350,11 @@ class ReplicaSet:
                     name=row["name"],
                     state=STATE_NAMES.get(row.get("state"), str(row.get("stateStr"))),
                     health=bool(row.get("health")),
-                    priority=priorities.get(row["name"], 1.0),
+                    priority=float(configured.get(row["name"], {}).get("priority", 1)),
                     lag_seconds=lag,
                     frozen_until=freezes.get(row["name"]),
+                    hub=names.get(row["name"]),
+                    hidden=bool(configured.get(row["name"], {}).get("hidden", False)),
                 )
             )
         return Topology(
@@ -206,15 +365,19 @@ class ReplicaSet:
         )
 
     def _config_from(self, status: dict[str, Any]) -> dict[str, Any]:
+        """The set's config from the member that gave `status`; an error when none gives it.
+
+        Without it priorities, hidden members and hub names would all be guesses.
+        """
         me = next((row["name"] for row in status["members"] if row.get("self")), None)
         try:
             if me is not None:
-                return self._member_command(me, "replSetGetConfig")["config"]
+                return self.member_command(me, "replSetGetConfig")["config"]
             return self.client.admin.command(
                 "replSetGetConfig", read_preference=PrimaryPreferred()
             )["config"]
-        except PyMongoError:
-            return {}
+        except PyMongoError as exc:
+            raise explain_failure(exc, f"replSetGetConfig on {me or 'the set'}") from None
 
     def _recorded_freezes(self) -> tuple[dict[str, dt.datetime], dict[str, Any] | None]:
         """Unexpired freezes and the open maintenance window, as hubctl recorded them."""
@@ -223,7 +386,8 @@ class ReplicaSet:
         try:
             rows = list(db[FREEZES].find({"until": {"$gt": now}}))
             window = db[MAINTENANCE].find_one({"_id": "current", "until": {"$gt": now}})
-        except PyMongoError:
+        except PyMongoError as exc:
+            log.warning("recorded freezes not read, status shows none: %s", exc)
             return {}, None
         freezes = {r["_id"]: _aware(r["until"]) for r in rows}
         if window:
@@ -251,7 +415,7 @@ class ReplicaSet:
                 if address is not None:
                     seen = f"{address[0]}:{address[1]}"
                     wanted = (expected is None or seen == expected) and seen != exclude
-                    if wanted and self._member_command(seen, "hello", timeout=1.0).get(
+                    if wanted and self.member_command(seen, "hello", timeout=1.0).get(
                         "isWritablePrimary"
                     ):
                         return seen
@@ -269,19 +433,28 @@ class ReplicaSet:
         priorities: dict[str, float] | None = None,
         election_timeout_ms: int | None = None,
         wait: float = 30.0,
+        hub_names: dict[str, str] | None = None,
     ) -> str:
         """Initiate the set, or confirm it is already initiated with these members.
 
-        Returns "initiated" or "already initiated"; raises when the set exists with others.
+        `hub_names` (host:port -> hub name) become each member's `hub` tag. Returns
+        "initiated" or "already initiated"; raises when the set exists with others.
         """
         priorities = priorities or {}
+        hub_names = hub_names or {}
         unknown = sorted(set(priorities) - set(members))
         if unknown:
             raise ReplsetError(f"--priority names {', '.join(unknown)}, not a --member")
         existing = self._existing_config(members)
         if existing is not None:
             have = sorted(c["host"] for c in existing["members"])
-            if existing["_id"] != name or have != sorted(members):
+            tagged = hub_tags(existing)
+            renamed = sorted(
+                f"{host} is {tagged[host]}, not {hub}"
+                for host, hub in hub_names.items()
+                if tagged.get(host) not in (None, hub)
+            )
+            if existing["_id"] != name or have != sorted(members) or renamed:
                 missing = sorted(set(members) - set(have))
                 extra = sorted(set(have) - set(members))
                 diff = []
@@ -291,30 +464,30 @@ class ReplicaSet:
                     diff.append(f"it lacks {', '.join(missing)}")
                 if extra:
                     diff.append(f"it also has {', '.join(extra)}")
+                diff.extend(renamed)
                 raise ReplsetError("the set is already initiated differently: " + "; ".join(diff))
             return "already initiated"
-        config: dict[str, Any] = {
-            "_id": name,
-            "members": [
-                {"_id": i, "host": host, "priority": priorities.get(host, 1)}
-                for i, host in enumerate(members)
-            ],
-        }
+        config: dict[str, Any] = {"_id": name, "members": []}
+        for i, host in enumerate(members):
+            entry: dict[str, Any] = {"_id": i, "host": host, "priority": priorities.get(host, 1)}
+            if host in hub_names:
+                entry["tags"] = {HUB_TAG: hub_names[host]}
+            config["members"].append(entry)
         if election_timeout_ms:
             config["settings"] = {"electionTimeoutMillis": election_timeout_ms}
         try:
-            self._member_command(members[0], "replSetInitiate", config)
+            self.member_command(members[0], "replSetInitiate", config)
         except PyMongoError as exc:
-            raise _explain(exc, f"replSetInitiate on {members[0]}") from None
+            raise explain_failure(exc, f"replSetInitiate on {members[0]}") from None
         self.wait_for_primary(wait)
-        record_event(self.client, "initiate", f"replica set {name} initiated", members=members)
+        self.event("initiate", f"replica set {name} initiated", members=members)
         return "initiated"
 
     def _existing_config(self, members: list[str]) -> dict[str, Any] | None:
         errors = []
         for host in members:
             try:
-                return self._member_command(host, "replSetGetConfig")["config"]
+                return self.member_command(host, "replSetGetConfig")["config"]
             except OperationFailure as exc:
                 if exc.code == 94:
                     continue
@@ -327,35 +500,36 @@ class ReplicaSet:
 
     # ----- freezing and stepping down ----------------------------------------------------
     def freeze(self, member: str, seconds: float, record: bool = True) -> None:
-        self.topology().member(member)
+        member = self.topology().member(member).name
         try:
-            self._member_command(member, "replSetFreeze", int(seconds))
+            self.member_command(member, "replSetFreeze", int(seconds))
         except PyMongoError as exc:
-            raise _explain(exc, f"freeze {member}") from None
+            raise explain_failure(exc, f"freeze {member}") from None
         if record:
             until = now_utc() + dt.timedelta(seconds=seconds)
             self._record_freeze(member, until)
-            record_event(self.client, "freeze", f"{member} frozen for {seconds:g}s", member=member)
+            self.event("freeze", f"{member} frozen for {seconds:g}s", member=member)
 
     def unfreeze(self, member: str, record: bool = True) -> None:
-        self.topology().member(member)
+        member = self.topology().member(member).name
         try:
-            self._member_command(member, "replSetFreeze", 0)
+            self.member_command(member, "replSetFreeze", 0)
         except PyMongoError as exc:
-            raise _explain(exc, f"unfreeze {member}") from None
+            raise explain_failure(exc, f"unfreeze {member}") from None
         if record:
             self._record_freeze(member, None)
-            record_event(self.client, "unfreeze", f"{member} unfrozen", member=member)
+            self.event("unfreeze", f"{member} unfrozen", member=member)
 
     def _record_freeze(self, member: str, until: dt.datetime | None) -> None:
-        coll = self.client[DB_NAME].get_collection(FREEZES, write_concern=MAJORITY)
+        coll = self.client[DB_NAME].get_collection(FREEZES, write_concern=SURVIVES_FAILOVER)
         try:
             if until is None:
                 coll.delete_one({"_id": member})
             else:
                 coll.replace_one({"_id": member}, {"_id": member, "until": until}, upsert=True)
-        except PyMongoError:
-            pass  # the freeze itself happened; only its display in `status` is lost
+        except PyMongoError as exc:
+            # The freeze itself happened; only its display in `status` is lost.
+            log.warning("freeze of %s not recorded, status will not show it: %s", member, exc)
 
     def stepdown(self, seconds: int = 60, catch_up: int = 10) -> str:
         """Step the primary down; returns the old primary's name."""
@@ -364,64 +538,56 @@ class ReplicaSet:
             raise ReplsetError("there is no primary to step down")
         old = topo.primary
         try:
-            self._member_command(
+            self.member_command(
                 old, "replSetStepDown", seconds, secondaryCatchUpPeriodSecs=catch_up
             )
         except (AutoReconnect, ConnectionFailure):
             pass  # mongod may drop connections as it steps down; the wait below tells
         except PyMongoError as exc:
-            raise _explain(exc, f"stepdown of {old}") from None
-        record_event(self.client, "stepdown", f"{old} stepped down for {seconds}s", member=old)
+            raise explain_failure(exc, f"stepdown of {old}") from None
+        self.event("stepdown", f"{old} stepped down for {seconds}s", member=old)
         return old
+
+    def plan_switchover(self, target: str, catch_up: float) -> SwitchoverPlan:
+        """What a switchover to `target` would do now; ReplsetError naming why it must not."""
+        return switchover_plan(self.topology(), target, catch_up)
 
     def switchover(
         self, target: str, seconds: int = 60, catch_up: int = 10, timeout: float = 30.0
     ) -> list[str]:
         """Planned move of the primary to `target`; returns one sentence per step taken.
 
-        The other secondaries are frozen so only `target` can win, then the primary steps
-        down; whatever happens, the freezes are lifted at the end.
+        The plan is checked first (see plan_switchover). The other secondaries are frozen so
+        only `target` can win, then the primary steps down; the freezes are lifted at the end.
         """
-        topo = self.topology()
-        view = topo.member(target)
-        if topo.primary == target:
-            return [f"{target} is already primary; nothing to do"]
-        if topo.primary is None:
-            raise ReplsetError("there is no primary to step down")
-        if not view.health or view.state != "SECONDARY":
-            raise ReplsetError(
-                f"{target} cannot take over: it is {view.state}, health {view.health}"
-            )
-        if view.priority <= 0:
-            raise ReplsetError(f"{target} has priority 0 and can never become primary")
-        others = [
-            m.name
-            for m in topo.members
-            if m.name not in (target, topo.primary) and m.health and m.state == "SECONDARY"
-        ]
+        plan = self.plan_switchover(target, catch_up)
+        if plan.nothing_to_do:
+            return [f"{plan.new.label} is already primary; nothing to do"]
+        new = plan.new.label
         steps: list[str] = []
-        frozen: list[str] = []
+        frozen: list[MemberView] = []
+        old = plan.old.name
         try:
-            for name in others:
-                self.freeze(name, seconds + timeout, record=False)
-                frozen.append(name)
-                steps.append(f"froze {name} so that only {target} can win")
+            for m in plan.others:
+                self.freeze(m.name, seconds + timeout, record=False)
+                frozen.append(m)
+                steps.append(f"froze {m.label} so that only {new} can win")
             old = self.stepdown(seconds, catch_up)
-            steps.append(f"asked {old} to step down for {seconds}s")
-            self.wait_for_primary(timeout, expected=target)
-            steps.append(f"{target} is primary")
+            steps.append(f"asked {plan.old.label} to step down for {seconds}s")
+            self.wait_for_primary(timeout, expected=plan.new.name)
+            steps.append(f"{new} is primary")
         except ReplsetError as exc:
             steps.append(f"switchover failed: {exc}")
             raise ReplsetError("; ".join(steps)) from None
         finally:
-            for name in frozen:
+            for m in frozen:
                 try:
-                    self.unfreeze(name, record=False)
-                    steps.append(f"unfroze {name}")
+                    self.unfreeze(m.name, record=False)
+                    steps.append(f"unfroze {m.label}")
                 except ReplsetError as exc:
-                    steps.append(f"could not unfreeze {name}: {exc}")
-        record_event(
-            self.client, "switchover", f"primary moved from {old} to {target}", old=old, new=target
+                    steps.append(f"could not unfreeze {m.label}: {exc}")
+        self.event(
+            "switchover", f"primary moved from {old} to {plan.new.name}", old=old, new=plan.new.name
         )
         return steps
 
@@ -429,17 +595,18 @@ class ReplicaSet:
     def maintenance_start(self, member: str, seconds: float) -> list[str]:
         """Freeze the other secondaries so that stopping `member` briefly elects nobody."""
         topo = self.topology()
-        topo.member(member)
+        view = topo.member(member)
+        member, label = view.name, view.label
         until = now_utc() + dt.timedelta(seconds=seconds)
         steps = []
         if topo.primary == member:
             for m in topo.members:
                 if m.name != member and m.health and m.state == "SECONDARY":
                     self.freeze(m.name, seconds)
-                    steps.append(f"froze {m.name} until {until:%Y-%m-%d %H:%M:%S}Z")
+                    steps.append(f"froze {m.label} until {until:%Y-%m-%d %H:%M:%S}Z")
         else:
-            steps.append(f"{member} is not primary: stopping it causes no election, froze nothing")
-        coll = self.client[DB_NAME].get_collection(MAINTENANCE, write_concern=MAJORITY)
+            steps.append(f"{label} is not primary: stopping it causes no election, froze nothing")
+        coll = self.client[DB_NAME].get_collection(MAINTENANCE, write_concern=SURVIVES_FAILOVER)
         try:
             coll.replace_one(
                 {"_id": "current"},
@@ -447,15 +614,14 @@ class ReplicaSet:
                 upsert=True,
             )
         except PyMongoError as exc:
-            raise _explain(exc, "recording the maintenance window") from None
-        record_event(
-            self.client,
+            raise explain_failure(exc, "recording the maintenance window") from None
+        self.event(
             "maintenance-start",
             f"maintenance of {member} for {seconds:g}s",
             member=member,
             until=until,
         )
-        steps.append(f"maintenance window for {member} open until {until:%Y-%m-%d %H:%M:%S}Z")
+        steps.append(f"maintenance window for {label} open until {until:%Y-%m-%d %H:%M:%S}Z")
         return steps
 
     def maintenance_end(self) -> list[str]:
@@ -465,14 +631,14 @@ class ReplicaSet:
         for m in topo.members:
             if m.health and m.state == "SECONDARY" and m.frozen_until is not None:
                 self.unfreeze(m.name)
-                steps.append(f"unfroze {m.name}")
+                steps.append(f"unfroze {m.label}")
         try:
-            self.client[DB_NAME].get_collection(MAINTENANCE, write_concern=MAJORITY).delete_one(
-                {"_id": "current"}
-            )
+            self.client[DB_NAME].get_collection(
+                MAINTENANCE, write_concern=SURVIVES_FAILOVER
+            ).delete_one({"_id": "current"})
         except PyMongoError as exc:
-            raise _explain(exc, "closing the maintenance window") from None
+            raise explain_failure(exc, "closing the maintenance window") from None
         who = window["member"] if window else "no open window"
-        record_event(self.client, "maintenance-end", f"maintenance ended ({who})")
+        self.event("maintenance-end", f"maintenance ended ({who})")
         steps.append("maintenance window closed" if window else "no maintenance window was open")
         return steps

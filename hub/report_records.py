@@ -1,12 +1,19 @@
-"""Checking what a client's report service sends, line by line, before any of it is stored."""
+"""Checking what a client's report service sends, line by line, before any of it is stored.
+
+Each payload must have its kind's shape (hubcluster.report_kinds), so what is stored is what
+the queries read.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubcluster.messages import REPORT_FIELDS
+from hubcluster.messages import REPORT_EPOCH, REPORT_FIELDS
+from hubcluster.report_kinds import payload_problem
 
 
 @dataclass
@@ -14,48 +21,100 @@ class ParsedReports:
     records: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {seq, reason, raw}
     error: str | None = None  # a line whose seq cannot be read: stop there
+    epoch: str = ""  # the spool's epoch the answer came from ("" from a spool without one)
 
 
-def parse_report_lines(text: str, since: int, max_bytes: int) -> ParsedReports:
+# Seqs are stored as BSON int64: a larger one is refused and stored (as evidence) as this.
+MAX_SEQ = (1 << 63) - 1
+_EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
+# The report service writes seq first: enough to place a line that cannot be parsed whole.
+_SEQ_HEAD = re.compile(r'^\s*\{\s*"seq"\s*:\s*([1-9][0-9]{0,29})\s*[,}]')
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A line the reader stopped holding once past the size limit: its head and full size."""
+
+    head: str
+    size: int
+    whole: bool = True  # False: the reader stopped inside it, so it is larger still
+
+
+def parse_report_lines(
+    text: str | Iterable[str | Oversized], since: int, max_bytes: int, epoch: str = ""
+) -> ParsedReports:
     """Split the service's JSON lines into good records and rejected ones, in seq order.
 
     A record that is malformed or too large but has a readable seq is rejected with a
     reason (and kept as evidence) so that the host's cursor can pass it; a line without a
-    readable seq stops the parse, since nothing after it can be placed safely.
+    readable seq stops the parse, since nothing after it can be placed safely. An answer
+    from another epoch than the cursor's (`epoch`) comes from a spool created anew: its
+    seqs start again, counted from 0.
     """
-    out = ParsedReports()
+    out = ParsedReports(epoch=epoch)
     last = since
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+    lines = text.splitlines() if isinstance(text, str) else text
+    for number, line in enumerate(lines, 1):
+        if isinstance(line, Oversized):
+            seq, problem, record = _check_oversized(line, max_bytes)
+            raw = line.head
+        elif not line.strip():
             continue
-        seq, problem, record = _check_line(line, max_bytes)
+        else:
+            seq, problem, record = _check_line(line, max_bytes)
+            raw = line[:4096]
         if seq is None:
             out.error = f"line {number}: {problem}"
             break
+        line_epoch = record.get(REPORT_EPOCH, out.epoch)
+        if not isinstance(line_epoch, str) or (line_epoch and not _EPOCH.match(line_epoch)):
+            out.error = f"line {number}: epoch must be a short word, got {line_epoch!r:.80}"
+            break
+        if line_epoch != out.epoch:
+            if out.records or out.rejected:
+                out.error = f"line {number}: epoch {line_epoch} after {out.epoch}"
+                break
+            out.epoch, last = line_epoch, 0
         if seq <= last:
             out.error = f"line {number}: seq {seq} does not follow {last}"
             break
         last = seq
         if problem:
-            out.rejected.append({"seq": seq, "reason": problem, "raw": line[:4096]})
+            out.rejected.append({"seq": min(seq, MAX_SEQ), "reason": problem, "raw": raw})
         else:
             out.records.append(record)
     return out
+
+
+def _seq_of_head(line: str) -> int | None:
+    found = _SEQ_HEAD.match(line[:64])
+    return int(found.group(1)) if found else None
+
+
+def _check_oversized(line: Oversized, max_bytes: int) -> tuple[int | None, str, dict[str, Any]]:
+    more = "" if line.whole else " or more"
+    problem = f"report of {line.size} bytes{more} exceeds the limit of {max_bytes}"
+    seq = _seq_of_head(line.head)
+    return seq, problem if seq else f"{problem}, with no readable seq", {}
 
 
 def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict[str, Any]]:
     size = len(line.encode("utf-8", "replace"))
     try:
         record = json.loads(line)
+    except RecursionError:
+        return _seq_of_head(line), "nested too deeply to read", {}
     except ValueError as exc:
         if size > max_bytes:
-            return None, f"report of {size} bytes exceeds {max_bytes} and is not JSON", {}
-        return None, f"not JSON ({exc.msg})", {}
+            return _seq_of_head(line), f"report of {size} bytes exceeds {max_bytes}, not JSON", {}
+        return _seq_of_head(line), f"not JSON ({exc.msg})", {}
     if not isinstance(record, dict):
         return None, "not a JSON object", {}
     seq = record.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        return None, f"seq must be a positive integer, got {seq!r}", {}
+        return None, f"seq must be a positive integer, got {seq!r:.40}", {}
+    if seq > MAX_SEQ:
+        return seq, f"seq {seq} is beyond the 64-bit range a hub stores", record
     if size > max_bytes:
         return seq, f"report of {size} bytes exceeds the limit of {max_bytes}", record
     if not isinstance(record.get("kind"), str) or not record["kind"]:
@@ -64,7 +123,7 @@ def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict
         return seq, "time must be a number", record
     if not isinstance(record.get("payload"), dict):
         return seq, "payload must be an object", record
-    unknown = set(record) - set(REPORT_FIELDS)
+    unknown = set(record) - {*REPORT_FIELDS, REPORT_EPOCH}
     if unknown:
         return seq, f"unknown fields {sorted(unknown)}", record
-    return seq, None, record
+    return seq, payload_problem(record["kind"], record["payload"]), record

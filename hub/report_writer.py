@@ -6,11 +6,18 @@ round trip. Here a pull hands its reports over and waits; whatever pulls arrive 
 write is in flight go together in the next one (as a database's group commit does), so a
 lone pull waits for nothing and a busy round writes hundreds of hosts at a time. Each
 pull's future resolves only once its reports and then its cursor are on a majority.
+
+A write that fails for any other reason than a lost role is not the group's failure: its
+pulls are written again one by one, and a pull that still fails record by record, so the
+one report the database refuses is quarantined with the database's reason and the rest of
+the group, and of that host, is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 from collections.abc import Callable
 
 from pymongo.errors import (
@@ -21,7 +28,9 @@ from pymongo.errors import (
     WriteConcernError,
 )
 
-from hub.store import HubStore, Pull
+from hub.store import HubStore, Pull, StaleTerm
+
+log = logging.getLogger("hubcluster.collector")
 
 
 class Deposed(Exception):
@@ -31,6 +40,8 @@ class Deposed(Exception):
 def is_deposing(exc: BaseException) -> bool:
     if isinstance(exc, NotPrimaryError | WriteConcernError | ServerSelectionTimeoutError):
         return True
+    if isinstance(exc, StaleTerm):
+        return True  # a master of a newer election has collected: the fencing token
     if isinstance(exc, BulkWriteError):
         return bool(exc.details.get("writeConcernErrors"))
     return isinstance(exc, AutoReconnect)
@@ -79,9 +90,7 @@ class ReportWriter:
                 if not self.is_master():
                     # The master watch can know before the database refuses; trust it first.
                     raise Deposed("this hub is no longer master")
-                counts = await asyncio.to_thread(
-                    self.store.store_pulls, [p for p, _ in live], self.hub
-                )
+                counts = await asyncio.to_thread(self._store_group, [p for p, _ in live])
             except Exception as exc:  # noqa: BLE001 - every waiting pull gets the error
                 if is_deposing(exc):
                     exc = Deposed(f"{type(exc).__name__}: {exc}")
@@ -93,6 +102,43 @@ class ReportWriter:
             for (_, future), count in zip(live, counts, strict=True):
                 if not future.done():
                     future.set_result(count)
+
+    def _store_group(self, pulls: list[Pull]) -> list[int]:
+        try:
+            return self.store.store_pulls(pulls, self.hub)
+        except Exception as exc:
+            if is_deposing(exc):
+                raise
+            log.warning("a group write failed (%s); writing its %d pulls alone", exc, len(pulls))
+        return [self._store_alone(p) for p in pulls]
+
+    def _store_alone(self, pull: Pull) -> int:
+        try:
+            return self.store.store_pulls([pull], self.hub)[0]
+        except Exception as exc:
+            if is_deposing(exc):
+                raise
+        stored, restarted = 0, pull.restarted_from
+        for record in pull.records:
+            one = dataclasses.replace(
+                pull, records=[record], rejected=[], newest=record["seq"], restarted_from=restarted
+            )
+            try:
+                stored += self.store.store_pulls([one], self.hub)[0]
+            except Exception as exc:
+                if is_deposing(exc):
+                    raise
+                reason = f"the database refused it: {type(exc).__name__}: {str(exc)[:200]}"
+                log.warning(
+                    "quarantined report %d of %s: %s", record["seq"], pull.host[:12], reason
+                )
+                bad = {"seq": record["seq"], "reason": reason, "raw": ""}
+                one = dataclasses.replace(one, records=[], rejected=[bad])
+                self.store.store_pulls([one], self.hub)
+            restarted = None
+        rest = dataclasses.replace(pull, records=[], restarted_from=restarted)
+        self.store.store_pulls([rest], self.hub)
+        return stored
 
     def _take(self) -> list[tuple[Pull, asyncio.Future[int]]]:
         taken, reports = 0, 0

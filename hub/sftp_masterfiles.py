@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import asyncssh
@@ -32,6 +32,11 @@ log = logging.getLogger("hubcluster.ssh")
 _WRITE_FLAGS = FXF_WRITE | FXF_APPEND | FXF_CREAT | FXF_TRUNC | FXF_EXCL
 _WRITE_ACCESS = ACE4_WRITE_DATA | ACE4_APPEND_DATA | ACE4_WRITE_ATTRIBUTES
 READ_ONLY = "the masterfiles are read-only"
+# Bounds on what one SFTP session may make this hub hold. asyncssh refuses a request packet
+# over 4 MiB + 1 KiB itself (MAX_SFTP_PACKET_LEN); a read is answered with at most this much
+# (a short read, which clients continue), and a session keeps at most this many files open.
+MAX_READ_BYTES = 256 * 1024
+MAX_OPEN_FILES = 64
 
 
 def _refuse(*_args: object) -> None:
@@ -46,6 +51,7 @@ class ReleaseSFTPServer(asyncssh.SFTPServer):
         assert self._chroot is not None
         self._root: bytes = self._chroot
         self._who = who
+        self._open_files = 0
 
     def map_path(self, path: bytes) -> bytes:
         depth = 0
@@ -68,11 +74,22 @@ class ReleaseSFTPServer(asyncssh.SFTPServer):
             )
         return local
 
+    def _count_open(self) -> None:
+        if self._open_files >= MAX_OPEN_FILES:
+            log.warning("sftp: refused %s: over %d files open", self._who, MAX_OPEN_FILES)
+            raise asyncssh.SFTPFailure(f"too many open files (at most {MAX_OPEN_FILES})")
+        self._open_files += 1
+
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         if pflags & _WRITE_FLAGS:
             log.warning("sftp: refused %s: open %r for writing", self._who, path)
             _refuse()
-        return super().open(path, pflags, attrs)
+        self._count_open()
+        try:
+            return super().open(path, pflags, attrs)
+        except BaseException:
+            self._open_files -= 1
+            raise
 
     def open56(
         self, path: bytes, desired_access: int, flags: int, attrs: asyncssh.SFTPAttrs
@@ -80,7 +97,19 @@ class ReleaseSFTPServer(asyncssh.SFTPServer):
         if desired_access & _WRITE_ACCESS or (flags & FXF_ACCESS_DISPOSITION) != FXF_OPEN_EXISTING:
             log.warning("sftp: refused %s: open %r for writing", self._who, path)
             _refuse()
-        return super().open56(path, desired_access, flags, attrs)
+        self._count_open()
+        try:
+            return super().open56(path, desired_access, flags, attrs)
+        except BaseException:
+            self._open_files -= 1
+            raise
+
+    def close(self, file_obj: object) -> None:
+        self._open_files = max(0, self._open_files - 1)
+        super().close(file_obj)
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes | Awaitable[bytes]:
+        return super().read(file_obj, offset, min(size, MAX_READ_BYTES))
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         # The base class also lists `.` and `..`, and the `..` of the root is outside it.
@@ -102,13 +131,24 @@ class ReleaseSFTPServer(asyncssh.SFTPServer):
     link = _refuse
 
 
-def release_sftp_factory(
-    root: Path, who: str
-) -> Callable[[asyncssh.SSHServerChannel], asyncssh.SFTPServer]:
-    """An asyncssh `sftp_factory` serving `root` read-only to the client named `who`."""
+def release_sftp_server(
+    chan: asyncssh.SSHServerChannel, root: Path, who: str
+) -> asyncssh.SFTPServer:
+    """The releases under `root`, read-only, for the client or peer named `who`."""
+    log.debug("sftp: %s opened the masterfiles", who)
+    return ReleaseSFTPServer(chan, root, who)
 
-    def factory(chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
-        log.debug("sftp: %s opened the masterfiles", who)
-        return ReleaseSFTPServer(chan, root, who)
 
-    return factory
+class _RefusingSFTPServer(ReleaseSFTPServer):
+    """SFTP for a session that may not read the releases: every path is refused."""
+
+    def map_path(self, path: bytes) -> bytes:
+        log.warning("sftp: refused %s: %r (not a registered client)", self._who, path)
+        raise asyncssh.SFTPPermissionDenied("the masterfiles are for registered clients only")
+
+
+def refusing_sftp_server(
+    chan: asyncssh.SSHServerChannel, root: Path, who: str
+) -> asyncssh.SFTPServer:
+    """An SFTP server that answers every request with a refusal naming why."""
+    return _RefusingSFTPServer(chan, root, who)

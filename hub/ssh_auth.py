@@ -58,24 +58,24 @@ def classify(key: asyncssh.SSHKey, hub_key: asyncssh.SSHKey, keystore: KeyStore)
 
 
 class HubSSHServer(asyncssh.SSHServer):
-    """One connection's authentication; `on_identity` hears who got in, `session` serves them."""
+    """One connection's authentication; `on_identity(conn, identity)` hears who got in."""
 
     def __init__(
         self,
         hub_key: asyncssh.SSHKey,
         keystore: KeyStore,
-        session: Callable[[Identity], asyncssh.SSHServerSession | None],
-        on_identity: Callable[[Identity], None],
+        on_identity: Callable[[asyncssh.SSHServerConnection, Identity], None],
     ) -> None:
         self._hub_key = hub_key
         self._keystore = keystore
-        self._session = session
         self._on_identity = on_identity
+        self._conn: asyncssh.SSHServerConnection | None = None
         self._address = "?"
         self._pending: Identity | None = None
         self.identity: Identity | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
         peer = conn.get_extra_info("peername")
         self._address = str(peer[0]) if peer else "?"
 
@@ -97,10 +97,5 @@ class HubSSHServer(asyncssh.SSHServer):
 
     def auth_completed(self) -> None:
         self.identity = self._pending
-        if self.identity is not None:
-            self._on_identity(self.identity)
-
-    def session_requested(self) -> asyncssh.SSHServerSession | bool:
-        if self.identity is None:
-            return False
-        return self._session(self.identity) or False
+        if self.identity is not None and self._conn is not None:
+            self._on_identity(self._conn, self.identity)

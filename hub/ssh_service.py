@@ -14,22 +14,24 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
-from asyncssh.sftp import MIN_SFTP_VERSION
 
 from hub.config import HubConfig
 from hub.keystore import KeyRevoked, KeyStore
 from hub.masterfiles import current_release_id, releases_dir
 from hub.peer_commands import keys_reply, masterfiles_reply
-from hub.sftp_masterfiles import release_sftp_factory
+from hub.release_generations import served_generation
+from hub.sftp_masterfiles import refusing_sftp_server, release_sftp_server
 from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
 from hubcluster.config_check import split_address
 from hubcluster.keys import key_fingerprint, load_private_key
 from hubcluster.messages import MasterInfo, MessageError, RegisterReply, RegisterRequest
+from hubcluster.ssh_options import server_options
 
 log = logging.getLogger("hubcluster.ssh")
 
@@ -56,6 +58,8 @@ EXIT_REFUSED = 1
 EXIT_BAD_REQUEST = 2
 EXIT_HUB_ERROR = 3
 
+# A registration request (hostname and port as JSON) is under 1 KiB: this much, on the command
+# line or on stdin, is refused. (asyncssh bounds a command line to its packet size anyway.)
 MAX_REQUEST_BYTES = 64 * 1024
 REQUEST_TIMEOUT = 10.0
 PROVIDER_TIMEOUT = 5.0
@@ -94,12 +98,15 @@ class HubService:
         self.on_register = on_register
         self.on_contact = on_contact
         self._background: set[asyncio.Task] = set()
+        # Who authenticated on each live connection; sessions look themselves up here.
+        self._identities: weakref.WeakKeyDictionary[object, Identity] = weakref.WeakKeyDictionary()
 
     # ----- connections ------------------------------------------------------------------
     def server(self) -> HubSSHServer:
-        return HubSSHServer(self.hub_key, self.keystore, self._session, self._authenticated)
+        return HubSSHServer(self.hub_key, self.keystore, self._authenticated)
 
-    def _authenticated(self, identity: Identity) -> None:
+    def _authenticated(self, conn: asyncssh.SSHServerConnection, identity: Identity) -> None:
+        self._identities[conn] = identity
         # Every client connects every run: per-connection lines are debug, decisions are info.
         log.debug("%s: %s connected", self.name, identity.label)
         if identity.role is Role.CLIENT and self.on_contact is not None:
@@ -114,13 +121,24 @@ class HubService:
         except Exception as exc:  # a last-seen write must never break a client's session
             log.warning("%s: could not record contact from %s: %s", self.name, identity.label, exc)
 
-    def _session(self, identity: Identity) -> asyncssh.SSHServerProcess:
-        sftp = None
-        if identity.role in (Role.CLIENT, Role.PEER):
-            sftp = release_sftp_factory(self.releases, identity.label)
-        return asyncssh.SSHServerProcess(
-            lambda process: self._run(identity, process), sftp, MIN_SFTP_VERSION, False
-        )
+    def _identity(self, conn: object) -> Identity | None:
+        return self._identities.get(conn) if conn is not None else None
+
+    async def process(self, process: asyncssh.SSHServerProcess) -> None:
+        """asyncssh's `process_factory`: one command of an authenticated connection."""
+        identity = self._identity(process.get_extra_info("connection"))
+        if identity is None:  # asyncssh opens sessions only after authentication
+            self._finish(process, EXIT_REFUSED, "", "not authenticated")
+            return
+        await self._run(identity, process)
+
+    def sftp(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
+        """asyncssh's `sftp_factory`: the releases, read-only, to clients and peers only."""
+        identity = self._identity(chan.get_extra_info("connection"))
+        if identity is None or identity.role not in (Role.CLIENT, Role.PEER):
+            who = identity.label if identity else "an unauthenticated session"
+            return refusing_sftp_server(chan, self.releases, who)
+        return release_sftp_server(chan, self.releases, identity.label)
 
     async def _run(self, identity: Identity, process: asyncssh.SSHServerProcess) -> None:
         command = process.command
@@ -177,12 +195,18 @@ class HubService:
                 EXIT_HUB_ERROR, f"the hub cannot tell who is master now: {exc}"
             ) from None
         # Clients fetch the files this hub serves, so the release named must be this hub's.
-        info = dataclasses.replace(info, release=current_release_id(self.masterfiles))
+        release = current_release_id(self.masterfiles)
+        generation = served_generation(self.masterfiles, release)
+        info = dataclasses.replace(info, release=release, generation=generation)
         return info.to_json()
 
     async def cmd_register(
         self, identity: Identity, process: asyncssh.SSHServerProcess, args: str
     ) -> str:
+        if len(args.encode()) > MAX_REQUEST_BYTES:
+            raise CommandError(
+                EXIT_BAD_REQUEST, f"request too large (over {MAX_REQUEST_BYTES} bytes)"
+            )
         text = args or await _read_request(process)
         try:
             request = RegisterRequest.from_json(text)
@@ -207,7 +231,8 @@ class HubService:
                 "hub operator to add it",
             )
         try:
-            sha, new = self.keystore.add(identity.key)
+            # In a thread: the key file is written and fsynced, off the loop clients share.
+            sha, new = await asyncio.to_thread(self.keystore.add, identity.key)
         except KeyRevoked:
             raise CommandError(EXIT_REFUSED, "registration refused: this key was revoked") from None
         record = HostRecord(sha, request.hostname, identity.address, request.report_port)
@@ -251,7 +276,9 @@ async def _read_request(process: asyncssh.SSHServerProcess) -> str:
             while chunk := await process.stdin.read(4096):
                 size += len(chunk)
                 if size > MAX_REQUEST_BYTES:
-                    raise CommandError(EXIT_BAD_REQUEST, "request too large")
+                    raise CommandError(
+                        EXIT_BAD_REQUEST, f"request too large (over {MAX_REQUEST_BYTES} bytes)"
+                    )
                 chunks.append(chunk)
     except TimeoutError:
         raise CommandError(
@@ -303,13 +330,9 @@ async def start_hub_service(
         host,
         port,
         server_factory=service.server,
-        server_host_keys=[service.hub_key],
-        allow_pty=False,
-        agent_forwarding=False,
-        x11_forwarding=False,
-        login_timeout=30,
-        keepalive_interval=60,
-        config=None,
+        process_factory=service.process,
+        sftp_factory=service.sftp,
+        **server_options(host_keys=[service.hub_key]),
     )
     log.info(
         "%s: SSH service on %s:%d, hub key %s",

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from hubcluster.durations import parse_duration
+from hubcluster.durations import YEAR, format_bound, parse_duration
 
 
 class ConfigError(ValueError):
@@ -24,11 +24,20 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        return loads_toml(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    """tomllib.loads, except that nesting too deep for its recursive parser is a
+    TOMLDecodeError like any other malformed TOML, not a RecursionError."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("arrays or tables nested too deeply") from None
 
 
 class Section:
@@ -55,7 +64,11 @@ class Section:
     def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
         value = self._get(key, default, required)
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ConfigError(f"{self._name(key)}: must be a non-empty string, got {value!r}")
+            raise ConfigError(f"{self._name(key)}: must be a non-empty string, got {value!r:.60}")
+        if value is not None and not value.isprintable():
+            # Names, paths and addresses never hold control characters; a NUL in a path
+            # would otherwise surface later as a traceback from the first file call.
+            raise ConfigError(f"{self._name(key)}: must not contain control characters")
         return value
 
     def int(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
@@ -67,14 +80,27 @@ class Section:
             raise ConfigError(f"{self._name(key)}: must be {bound}, got {value}")
         return value
 
-    def duration(self, key: str, default: float, minimum: float = 0.0) -> float:
+    def duration(
+        self, key: str, default: float, minimum: float = 0.0, maximum: float = YEAR
+    ) -> float:
+        """A duration in seconds, from `minimum` to `maximum` (a year unless stated): every
+        value taken is one a scheduler, a timeout and a timedelta can all hold."""
         value = self._get(key, default, False)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(
+                f'{self._name(key)}: must be a duration such as "90s" or a number of '
+                f"seconds, got {type(value).__name__}"
+            )
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
             raise ConfigError(f"{self._name(key)}: {exc}") from None
         if seconds < minimum:
-            raise ConfigError(f"{self._name(key)}: must be at least {minimum}s, got {value!r}")
+            raise ConfigError(f"{self._name(key)}: must be at least {minimum}s, got {value!r:.60}")
+        if seconds > maximum:
+            raise ConfigError(
+                f"{self._name(key)}: must be at most {format_bound(maximum)}, got {value!r:.60}"
+            )
         return seconds
 
     def address(self, key: str, default: str | None = None, required: bool = False) -> str | None:
@@ -125,16 +151,40 @@ def split_address(text: str, default_port: int | None = None) -> tuple[str, int]
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else ""
+        if host and ":" not in host:
+            raise ValueError(f"{text!r:.80}: only an IPv6 address goes in [brackets]")
     elif text.count(":") == 1:
         host, port_text = text.split(":")
     else:
         host, port_text = text, ""
     if not host:
         raise ValueError(f"{text!r} has no host")
+    problem = _host_problem(host)
+    if problem:
+        raise ValueError(f"{text!r:.80} {problem}")
     if not port_text:
         if default_port is None:
             raise ValueError(f"{text!r} has no port (expected host:port)")
         return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"{text!r} has an invalid port {port_text!r}")
     return host, int(port_text)
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` cannot be connected to or listened on, or None. The resolver raises (not
+    fails) on a NUL, and the IDNA codec on an over-long label, so both are caught here."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if not host.isprintable() or any(c.isspace() for c in host):
+        return "has a host with spaces or control characters"
+    try:
+        encoded = host.encode("idna")
+    except UnicodeError:
+        return "has a host that is not a valid host name"
+    if len(encoded) > 253:
+        return "has a host name longer than 253 characters"
+    return None

@@ -21,6 +21,8 @@ RELEASE_ID_LENGTH = 16
 MANIFEST_SUFFIX = ".manifest.json"
 _RELEASE_ID = re.compile(rf"^[0-9a-f]{{{RELEASE_ID_LENGTH}}}$")
 REPORT_FIELDS = ("seq", "time", "kind", "payload")
+# Sent after seq when the spool has one (every spool created since epochs exist).
+REPORT_EPOCH = "epoch"
 
 
 class MessageError(ValueError):
@@ -32,6 +34,8 @@ def _load_object(data: str | bytes, what: str) -> dict[str, Any]:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"{what}: not JSON ({exc})") from None
+    except RecursionError:
+        raise MessageError(f"{what}: nested too deeply to read") from None
     if not isinstance(value, dict):
         raise MessageError(f"{what}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -81,6 +85,8 @@ class MasterInfo:
     hubs: list[str]
     release: str | None = None
     reason: str | None = None
+    # The release's generation (hub.release_generations): clients never move to a lower one.
+    generation: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -89,6 +95,13 @@ class MasterInfo:
     def from_json(cls, data: str | bytes) -> MasterInfo:
         what = "master info"
         obj = _load_object(data, what)
+        generation = obj.pop("generation", None)  # optional: hubs before generations omit it
+        if generation is not None and (
+            not isinstance(generation, int) or isinstance(generation, bool) or generation < 1
+        ):
+            raise MessageError(
+                f"{what}.generation: expected a positive integer, got {generation!r}"
+            )
         _check_fields(obj, what, ("master", "hubs", "release", "reason"))
         master = obj["master"]
         if master is not None:
@@ -102,10 +115,20 @@ class MasterInfo:
         if release is not None and not is_release_id(release):
             raise MessageError(f"{what}.release: not a release id: {release!r}")
         reason = _optional_str(obj["reason"], f"{what}.reason")
-        return cls(master, list(hubs), release, reason)
+        return cls(master, list(hubs), release, reason, generation)
 
 
 # ----- registration ---------------------------------------------------------------------------
+
+
+def host_name_problem(name: object) -> str | None:
+    """Why `name` cannot be the name a client registers under, or None. Clients check their
+    configured name with this too, so a name the hub would refuse is refused at start."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        return f"expected a host name of 1-255 characters, got {name!r:.60}"
+    if any(c.isspace() or not c.isprintable() for c in name):
+        return "must not contain spaces or control characters"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,10 +147,9 @@ class RegisterRequest:
         obj = _load_object(data, what)
         _check_fields(obj, what, ("hostname", "report_port"))
         hostname = obj["hostname"]
-        if not isinstance(hostname, str) or not hostname.strip() or len(hostname) > 255:
-            raise MessageError(f"{what}.hostname: expected a host name, got {hostname!r}")
-        if any(c.isspace() or not c.isprintable() for c in hostname):
-            raise MessageError(f"{what}.hostname: must not contain spaces or control characters")
+        problem = host_name_problem(hostname)
+        if problem:
+            raise MessageError(f"{what}.hostname: {problem}")
         port = obj["report_port"]
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise MessageError(f"{what}.report_port: expected a port 1-65535, got {port!r}")
@@ -310,6 +332,8 @@ def parse_manifest(data: bytes, expected_release: str | None = None) -> list[Man
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MessageError(f"{what}: not JSON ({exc})") from None
+    except RecursionError:
+        raise MessageError(f"{what}: nested too deeply to read") from None
     if not isinstance(raw, list):
         raise MessageError(f"{what}: expected a JSON list of files")
     entries: list[ManifestEntry] = []
@@ -347,8 +371,10 @@ def parse_manifest(data: bytes, expected_release: str | None = None) -> list[Man
 # ----- report records -------------------------------------------------------------------------
 
 
-def report_line(record: dict[str, Any]) -> str:
-    """One spool record as the report service sends it: a JSON line of seq, time, kind, payload."""
+def report_line(record: dict[str, Any], epoch: str = "") -> str:
+    """One spool record as the report service sends it: seq, epoch, time, kind, payload."""
     if set(record) != set(REPORT_FIELDS):
         raise MessageError(f"report record: expected fields {', '.join(REPORT_FIELDS)}")
-    return json.dumps({k: record[k] for k in REPORT_FIELDS}, separators=(",", ":"))
+    line = {"seq": record["seq"], REPORT_EPOCH: epoch} if epoch else {"seq": record["seq"]}
+    line.update((k, record[k]) for k in REPORT_FIELDS[1:])
+    return json.dumps(line, separators=(",", ":"))

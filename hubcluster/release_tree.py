@@ -142,6 +142,16 @@ def _verify_and_place(tmp: Path, entry: ManifestEntry, partial: Path) -> None:
     os.replace(tmp, target)
 
 
+def _prepare_partial(final: Path, partial: Path) -> None:
+    if final.is_dir() and not partial.exists():
+        # Complete but never used (a crash at the last step): verify it like a partial.
+        os.rename(final, partial)
+    remove(final)
+    partial.mkdir(exist_ok=True)
+    # The same mode whatever the umask: hubs serve these trees to clients.
+    os.chmod(partial, 0o755)
+
+
 async def build_tree(
     store: Path,
     release: str,
@@ -158,13 +168,7 @@ async def build_tree(
     store = Path(store)
     final = store / release
     partial = partial_dir(store, release)
-    if final.is_dir() and not partial.exists():
-        # Complete but never used (a crash at the last step): verify it like a partial.
-        os.rename(final, partial)
-    remove(final)
-    partial.mkdir(exist_ok=True)
-    # The same mode whatever the umask: hubs serve these trees to clients.
-    os.chmod(partial, 0o755)
+    await asyncio.to_thread(_prepare_partial, final, partial)
     figures = TreeFigures()
     missing, figures.files_reused = await asyncio.to_thread(
         _place_local, partial, entries, list(reuse_from)
@@ -200,9 +204,14 @@ async def build_tree(
         remove(scratch)
     if check is not None:
         check(partial)
-    os.rename(partial, final)
-    fsync_dir(store)
+    # In a thread: the fsync must not stall the event loop of the hub or agent running this.
+    await asyncio.to_thread(_rename_synced, partial, final)
     return figures
+
+
+def _rename_synced(partial: Path, final: Path) -> None:
+    os.rename(partial, final)
+    fsync_dir(final.parent)
 
 
 # ----- over SFTP (a hub's read-only view of its `releases/`) -----------------------------------

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Any
 
+from hubcluster.usage_errors import OneLineErrors, command_app
 from hubctl import check_command, fleet_commands, query_commands, replset_commands
-from hubctl.lab import commands as lab_commands
+from hubctl.lab_loader import LazyLabGroup
 
-app = typer.Typer(
-    help="Operate a hubcluster: replica set, collector, keys, masterfiles, history, lab.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+
+class HubctlGroup(OneLineErrors):
+    """hubctl's commands, and `lab`, which is imported only when it is run."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.add_command(LazyLabGroup())
+
+
+app = command_app(
+    "Operate a hubcluster: replica set, collector, keys, masterfiles, history, lab.",
+    group=HubctlGroup,
 )
 replset_commands.register(app)
 query_commands.register(app)
 fleet_commands.register(app)
-app.command("check")(check_command.check)
-app.add_typer(lab_commands.lab_app, name="lab")
+check_command.register(app)
 
 
 def main() -> None:

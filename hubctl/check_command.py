@@ -5,19 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pymongo.errors import PyMongoError
+from typer.core import TyperCommand
 
 from hub.config import load_hub_config
 from hub.health_check import UNKNOWN, Snapshot, Thresholds, judge
 from hub.mongo import MongoUriError, connect
 from hub.replset import ReplicaSet, ReplsetError
-from hub.store import HOSTS, LAST_SEEN, HubStore
+from hub.store import GAPS, HOSTS, LAST_SEEN, HubStore, lost_by_host
 from hubcluster.config_check import ConfigError
-from hubcluster.durations import parse_duration
-from hubctl.cluster_option import DEFAULT_CONFIG, ConfigOpt, MongoOpt, resolve_uri
+from hubcluster.usage_errors import usage_line
+from hubctl.cluster_option import (
+    DEFAULT_CONFIG,
+    ConfigOpt,
+    MongoOpt,
+    NoClusterGiven,
+    TimeoutOpt,
+    find_uri,
+)
+from hubctl.duration_option import INTERVAL, LAG, LOOKBACK, duration_option
 
 
 def _unknown(message: str) -> typer.Exit:
@@ -25,26 +34,40 @@ def _unknown(message: str) -> typer.Exit:
     return typer.Exit(UNKNOWN)
 
 
-def _seconds(text: str | None, option: str, default: float) -> float:
-    if text is None:
-        return default
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise _unknown(f"{option}: {exc}") from None
+class NagiosCommand(TyperCommand):
+    """A plugin answers even a wrong command line in its protocol: UNKNOWN, exit 3."""
+
+    def make_context(self, info_name: str | None, args: list[str], **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, **extra)
+        except typer.TyperException as exc:
+            raise _unknown(usage_line(exc)) from None
 
 
 def check(
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     collect_interval: Annotated[
-        str | None, typer.Option(help="Default: the config's, or 5m")
+        float | None,
+        duration_option(
+            "--collect-interval", allowed=INTERVAL, help="Default: the config's, or 5m"
+        ),
     ] = None,
-    sync_interval: Annotated[str | None, typer.Option(help="Default: the config's, or 1m")] = None,
-    max_lag: Annotated[str, typer.Option(help="Lag that counts as lagging")] = "10s",
-    stale_after: Annotated[str, typer.Option(help="A client unseen this long is stale")] = "15m",
+    sync_interval: Annotated[
+        float | None,
+        duration_option("--sync-interval", allowed=INTERVAL, help="Default: the config's, or 1m"),
+    ] = None,
+    max_lag: Annotated[
+        float, duration_option("--max-lag", allowed=LAG, help="Lag that counts as lagging")
+    ] = "10s",  # type: ignore[assignment]
+    stale_after: Annotated[
+        float,
+        duration_option(
+            "--stale-after", allowed=LOOKBACK, help="A client unseen this long is stale"
+        ),
+    ] = "15m",  # type: ignore[assignment]
     stale_warn: Annotated[float, typer.Option(help="Stale share that warns, 0..1")] = 0.10,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the cluster")] = 5.0,
+    timeout: TimeoutOpt = 5.0,
 ) -> None:
     """One Nagios-style line and exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
     defaults = Thresholds()
@@ -60,20 +83,18 @@ def check(
     if not 0 <= stale_warn <= 1:
         raise _unknown("--stale-warn must be between 0 and 1")
     limits = Thresholds(
-        collect_interval=_seconds(
-            collect_interval, "--collect-interval", defaults.collect_interval
-        ),
-        sync_interval=_seconds(sync_interval, "--sync-interval", defaults.sync_interval),
-        max_lag=_seconds(max_lag, "--max-lag", defaults.max_lag),
-        stale_after=_seconds(stale_after, "--stale-after", defaults.stale_after),
+        collect_interval=collect_interval or defaults.collect_interval,
+        sync_interval=sync_interval or defaults.sync_interval,
+        max_lag=max_lag,
+        stale_after=stale_after,
         stale_warn=stale_warn,
     )
     try:
-        uri = resolve_uri(mongo, config)
-    except typer.Exit:
-        raise _unknown("no cluster given (--mongo, HUBCTL_MONGO_URI or --config)") from None
+        uri = find_uri(mongo, config)
+    except NoClusterGiven as exc:
+        raise _unknown(str(exc)) from None
     try:
-        snapshot = _gather(uri, timeout)
+        snapshot = _gather(uri, timeout, limits.gap_window)
     except (ReplsetError, MongoUriError) as exc:
         raise _unknown(str(exc)) from None
     verdict = judge(snapshot, limits)
@@ -81,7 +102,11 @@ def check(
     raise typer.Exit(verdict.state)
 
 
-def _gather(uri: str, timeout: float) -> Snapshot:
+def register(app: typer.Typer) -> None:
+    app.command("check", cls=NagiosCommand)(check)
+
+
+def _gather(uri: str, timeout: float, gap_window: float) -> Snapshot:
     rs = ReplicaSet(uri, timeout)
     try:
         topology = rs.topology()
@@ -98,6 +123,8 @@ def _gather(uri: str, timeout: float) -> Snapshot:
         hosts = [
             d["_id"] for d in store.reading(HOSTS).find({"revoked": {"$ne": True}}, {"_id": 1})
         ]
+        recent = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=gap_window)
+        lost = lost_by_host(store.reading(GAPS), recent)
     except PyMongoError as exc:
         raise ReplsetError(f"cannot read the cluster's state: {str(exc).split(',')[0]}") from None
     finally:
@@ -108,4 +135,5 @@ def _gather(uri: str, timeout: float) -> Snapshot:
         last_round=rounds[0] if rounds else None,
         hub_states=states,
         last_seen=[seen.get(h) for h in hosts],
+        lost=lost,
     )

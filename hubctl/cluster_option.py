@@ -12,7 +12,9 @@ from hub.config import load_hub_config
 from hub.mongo import MongoUriError, parse
 from hub.replset import ReplicaSet
 from hubcluster.config_check import ConfigError
-from hubctl.output import EXIT_USAGE, fail
+from hubcluster.exit_codes import EXIT_USAGE
+from hubctl.duration_option import WAIT, duration_option
+from hubctl.output import fail
 
 DEFAULT_CONFIG = Path("/etc/hubcluster/hub.toml")
 
@@ -26,10 +28,17 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help=f"Hub config to take the URI from (default {DEFAULT_CONFIG})"),
 ]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds to wait for the cluster")]
+TimeoutOpt = Annotated[
+    float, duration_option("--timeout", allowed=WAIT, help="How long to wait for the cluster")
+]
 
 
-def resolve_uri(mongo: str | None, config: Path | None) -> str:
+class NoClusterGiven(ValueError):
+    """No usable URI: none given, or the config or the URI is wrong. The message says which."""
+
+
+def find_uri(mongo: str | None, config: Path | None) -> str:
+    """The cluster's URI, checked; NoClusterGiven when there is none to use."""
     if mongo:
         uri = mongo
     elif os.environ.get("HUBCTL_MONGO_URI"):
@@ -37,19 +46,26 @@ def resolve_uri(mongo: str | None, config: Path | None) -> str:
     else:
         path = config or DEFAULT_CONFIG
         if config is None and not path.exists():
-            fail(
-                "no cluster given: pass --mongo URI, set HUBCTL_MONGO_URI, or --config FILE",
-                EXIT_USAGE,
+            raise NoClusterGiven(
+                "no cluster given: pass --mongo URI, set HUBCTL_MONGO_URI, or --config FILE"
             )
         try:
             uri = load_hub_config(path).mongo_uri
         except ConfigError as exc:
-            fail(str(exc), EXIT_USAGE)
+            raise NoClusterGiven(str(exc)) from None
     try:
         parse(uri)
     except MongoUriError as exc:
-        fail(str(exc), EXIT_USAGE)
+        raise NoClusterGiven(str(exc)) from None
     return uri
+
+
+def resolve_uri(mongo: str | None, config: Path | None) -> str:
+    """find_uri for a command: no usable URI is a usage error (one line, exit 2)."""
+    try:
+        return find_uri(mongo, config)
+    except NoClusterGiven as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def open_replset(mongo: str | None, config: Path | None, timeout: float = 5.0) -> ReplicaSet:

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 import typer
 from pymongo.errors import PyMongoError
-from rich.table import Table
 
 from hub.config import HubConfig, load_hub_config
-from hub.events import record_event
+from hub.durable_publish import WAIT_ALL, WAIT_MAJORITY, install_and_record, wait_for_holders
+from hub.events import now_utc, record_event
+from hub.hub_roles import UNREACHABLE, classify_hubs
 from hub.key_records import (
     KeyLookupError,
     all_hosts,
@@ -23,22 +24,19 @@ from hub.key_records import (
     resolve_key,
     revocations,
 )
-from hub.masterfiles import (
-    MasterfilesError,
-    current_release_id,
-    current_release_since,
-    publish_release,
-)
+from hub.masterfiles import MasterfilesError
 from hub.mongo import connect
-from hub.replset import ReplicaSet, ReplsetError
+from hub.replset import ReplicaSet, ReplsetError, ReplsetUnreachable, Topology
 from hub.store import HubStore
 from hubcluster.config_check import ConfigError
 from hubcluster.keys import fingerprint_from_sha
 from hubctl.cluster_option import DEFAULT_CONFIG, ConfigOpt, MongoOpt, TimeoutOpt, resolve_uri
+from hubctl.duration_option import WAIT, duration_option
 from hubctl.output import (
     EXIT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
+    Table,
     ago,
     console,
     err_console,
@@ -118,8 +116,27 @@ def publish(
     directory: Annotated[Path, typer.Argument(help="Policy tree to publish (with promises.toml)")],
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 5.0,
+    wait: Annotated[
+        str,
+        typer.Option(
+            "--wait",
+            help="majority: succeed once most hubs hold the release; all: every healthy hub",
+        ),
+    ] = WAIT_MAJORITY,
+    wait_timeout: Annotated[
+        float,
+        duration_option(
+            "--wait-timeout", allowed=WAIT, help="How long to wait for the hubs to hold it"
+        ),
+    ] = "60s",  # type: ignore[assignment]  # typer converts the default like any value
 ) -> None:
-    """Publish DIR as the new release, on the master hub's host. Prints the release id."""
+    """Publish DIR as the new release, on the master hub's host. Prints the release id.
+
+    Durable like a majority write: exit 0 only once a majority of hubs hold it (--wait all:
+    every healthy hub), and say which hubs do.
+    """
+    if wait not in (WAIT_MAJORITY, WAIT_ALL):
+        fail(f"--wait: expected {WAIT_MAJORITY} or {WAIT_ALL}, got {wait!r}", EXIT_USAGE)
     hub = _hub_config(config)
     problem = _owner_problem(hub)
     if problem:
@@ -133,46 +150,88 @@ def publish(
         problem = _master_problem(hub, primary)
         if problem:
             fail(problem)
-        before = current_release_id(hub.masterfiles)
+        store = HubStore(rs.client)
         try:
-            rid = publish_release(hub.masterfiles, directory)
+            published = install_and_record(hub, store, directory)
         except MasterfilesError as exc:
             fail(str(exc))
+        except PyMongoError as exc:
+            fail(
+                f"the replica set did not confirm the release's generation ({exc}); it is not "
+                "served now, and is served later only if a majority took it after all "
+                "(see hubctl masterfiles verify)"
+            )
+        rid = published.generation.release
+        before = published.previous
         if rid == before:
-            _warn(f"{directory} is release {rid}, which {hub.name} already serves")
-        message = f"{hub.name} published masterfiles release {rid} from {directory}"
-        try:
-            HubStore(rs.client).set_hub_state(
-                hub.name, release=rid, release_since=current_release_since(hub.masterfiles)
-            )
-            recorded = record_event(
-                rs.client, "publish", message, hub=hub.name, release=rid, previous=before
-            )
-        except PyMongoError:
-            recorded = False
+            _warn(f"{directory} is release {rid}, which {hub.name} already served")
+        message = (
+            f"{hub.name} published masterfiles release {rid} from {directory} "
+            f"(generation {published.generation.number})"
+        )
+        recorded = record_event(
+            rs.client,
+            "publish",
+            message,
+            hub=hub.name,
+            release=rid,
+            generation=published.generation.number,
+            previous=before,
+        )
         if not recorded:
             # The release is out; only the timeline entry is missing, so this is no failure.
             _warn("published, but the cluster did not take the publish event (no primary?)")
+        say(rid)
+
+        def topology() -> Topology | None:
+            try:
+                return rs.topology()
+            except ReplsetError:
+                return None
+
+        try:
+            published = wait_for_holders(hub, store, topology, published, wait, wait_timeout)
+        except PyMongoError as exc:
+            fail(f"published {rid}, but cannot tell which hubs hold it: {exc}", EXIT_UNREACHABLE)
     finally:
         rs.close()
-    say(rid)
+    if not published.durable:
+        fail(
+            f"{published.holders_line()}: fewer than the {published.needed} needed after "
+            f"{wait_timeout:g}s; it is lost if these hubs fail before the others take it"
+        )
+    err_console.print(published.holders_line(), highlight=False, soft_wrap=True)
 
 
-def _verify_rows(states: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
-    by_name = {s["_id"]: s for s in states}
+def _verify_rows(
+    states: list[dict[str, Any]], names: list[str], topology: Topology | None
+) -> list[dict[str, Any]]:
     rows = []
-    for name in sorted(set(by_name) | set(names)):
-        state = by_name.get(name, {})
+    for r in classify_hubs(states, topology, now_utc(), expected=names):
         rows.append(
             {
-                "hub": name,
-                "role": state.get("role"),
-                "release": state.get("release"),
-                "release_since": state.get("release_since"),
-                "updated": state.get("updated"),
+                "hub": r.name,
+                "member": r.member,
+                "role": r.role,
+                "role_shown": r.label,
+                "release": r.state.get("release"),
+                "release_since": r.state.get("release_since"),
+                "updated": r.state.get("updated"),
             }
         )
     return rows
+
+
+def _topology(uri: str) -> Topology:
+    rs = ReplicaSet(uri, 5.0)
+    try:
+        return rs.topology()
+    except ReplsetUnreachable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
+    except ReplsetError as exc:
+        fail(f"cannot tell who is master: {exc}")
+    finally:
+        rs.close()
 
 
 @masterfiles_app.command("verify")
@@ -180,9 +239,10 @@ def verify(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = 
     """Each hub's release; exit 0 when all hubs serve the same one, 1 when not."""
     # With --config, every hub it lists must answer, so a hub that never reported counts.
     names = [h.name for h in _hub_config(config).hubs] if config else []
+    topology = _topology(resolve_uri(mongo, config))
     with _store(mongo, config) as store:
         states = store.hub_states()
-    rows = _verify_rows(states, names)
+    rows = _verify_rows(states, names, topology)
     releases = {r["release"] for r in rows}
     in_sync = bool(rows) and None not in releases and len(releases) == 1
     if as_json:
@@ -198,9 +258,10 @@ def verify(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = 
         release = r["release"] or "[red]none reported[/]"
         if r["release"] and r["release"] != common:
             release = f"[red]{r['release']}[/]"
-        table.add_row(
-            r["hub"], r["role"] or "-", release, ago(r["release_since"]), ago(r["updated"])
-        )
+        role = r["role_shown"]
+        if r["role"] == UNREACHABLE:
+            role = f"[red]{role}[/]"
+        table.add_row(r["hub"], role, release, ago(r["release_since"]), ago(r["updated"]))
     console.print(table)
     if in_sync:
         say(f"all {len(rows)} hubs serve release {releases.pop()}")

@@ -8,20 +8,35 @@ import sys
 from typing import Any, NoReturn
 
 import typer
+from rich import table as rich_table
 from rich.console import Console
+from rich.markup import escape
 
+from hubcluster.durations import format_duration
+from hubcluster.exit_codes import EXIT_FAILED as EXIT_FAILED
+from hubcluster.exit_codes import EXIT_UNREACHABLE as EXIT_UNREACHABLE
+from hubcluster.exit_codes import EXIT_USAGE as EXIT_USAGE
+
+# The command modules take the shared exit statuses (re-exported above) from here, with fail().
 console = Console()
 err_console = Console(stderr=True)
 
-# Exit codes: 0 ok; 1 the action failed (or `status`: degraded); 2 usage error (or `status`: no
-# primary); 3 the cluster could not be reached at all (Nagios' UNKNOWN).
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
+
+class Table(rich_table.Table):
+    """A rich table whose cells wrap instead of being cut.
+
+    rich cuts a word wider than its column to `client…` by default; a host name, hub name
+    or address cut short is useless, so at 80 columns they fold onto the next line.
+    """
+
+    def add_column(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is text, not markup: an address like [::1]:27017 must show as it is.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -46,7 +61,5 @@ def ago(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     seconds = (when - now).total_seconds()
-    from hubcluster.durations import format_duration
-
     text = format_duration(abs(seconds))
     return f"in {text}" if seconds > 0 else f"{text} ago"

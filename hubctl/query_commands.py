@@ -10,14 +10,22 @@ from typing import Annotated
 
 import typer
 from pymongo.errors import PyMongoError
-from rich.table import Table
 
 from hub.events import list_events
 from hub.mongo import connect
 from hub.queries import Queries, QueryError, read_preference
-from hubcluster.durations import parse_duration
 from hubctl.cluster_option import ConfigOpt, MongoOpt, resolve_uri
-from hubctl.output import EXIT_UNREACHABLE, EXIT_USAGE, ago, console, fail, print_json
+from hubctl.duration_option import LOOKBACK, STALENESS, duration_option
+from hubctl.output import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Table,
+    ago,
+    console,
+    fail,
+    print_json,
+    say,
+)
 
 query_app = typer.Typer(help="Reporting queries, answered by secondaries.")
 
@@ -25,7 +33,12 @@ ReadPrefOpt = Annotated[
     str, typer.Option("--read-preference", help="primary, secondaryPreferred, nearest, ...")
 ]
 StalenessOpt = Annotated[
-    float, typer.Option("--max-staleness", help="Seconds (>= 90); 0 means no bound")
+    float,
+    duration_option(
+        "--max-staleness",
+        allowed=STALENESS,
+        help="How far a secondary may lag and still answer: 90s or more, 0 for no bound",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON on stdout")]
 
@@ -48,19 +61,11 @@ def queries(mongo: str | None, config: object, mode: str, staleness: float) -> I
         client.close()
 
 
-def _duration(text: str | None, option: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        fail(f"{option}: {exc}", EXIT_USAGE)
-
-
 @query_app.command("hosts")
 def query_hosts(
-    stale: Annotated[
-        str | None, typer.Option("--stale", help="Only hosts unseen for this long")
+    stale_after: Annotated[
+        float | None,
+        duration_option("--stale", allowed=LOOKBACK, help="Only hosts unseen for this long"),
     ] = None,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
@@ -69,33 +74,23 @@ def query_hosts(
     as_json: JsonOpt = False,
 ) -> None:
     """Registered hosts, when any hub last saw them, and their collection state."""
-    stale_after = _duration(stale, "--stale")
     with queries(mongo, config, mode, staleness) as q:
         rows = q.hosts(stale_after)
     if as_json:
         print_json(rows)
         return
     table = Table(title=f"{len(rows)} hosts", title_justify="left")
-    for column in (
-        "Host",
-        "Key",
-        "Address",
-        "Last seen",
-        "Seen by",
-        "Last pull",
-        "Reports",
-        "Last error",
-    ):
+    # Few columns, so names fit at 80 columns; keys are in `keys list` and --json.
+    for column in ("Host", "Address", "Last seen (by)", "Last pull", "Reports", "Last error"):
         table.add_column(column)
     for r in rows:
+        seen_by = f" ({','.join(r['seen_by'])})" if r["seen_by"] else ""
         table.add_row(
             r["host"] + (" [red](revoked)[/]" if r["revoked"] else ""),
-            r["key"][:12],
             r["address"],
-            ago(r["last_seen"]),
-            ",".join(r["seen_by"]) or "-",
+            ago(r["last_seen"]) + seen_by,
             ago(r["last_pull"]),
-            str(r["reports"]),
+            str(r["reports"]) + (f" [yellow]({r['lost']} lost)[/]" if r["lost"] else ""),
             r["last_error"] or "",
         )
     console.print(table)
@@ -104,7 +99,7 @@ def query_hosts(
 @query_app.command("reports")
 def query_reports(
     host: Annotated[str, typer.Argument(help="Hostname or host key (prefix)")],
-    kind: Annotated[str | None, typer.Option("--kind", help="compliance, inventory, ...")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="outcome or inventory")] = None,
     last: Annotated[int, typer.Option("--last", help="How many, newest last")] = 10,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
@@ -132,43 +127,97 @@ def query_reports(
 
 @query_app.command("compliance")
 def query_compliance(
+    by: Annotated[
+        str, typer.Option("--by", help="promise (across the fleet) or host (each host's run)")
+    ] = "promise",
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     mode: ReadPrefOpt = "secondaryPreferred",
     staleness: StalenessOpt = 90.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Per promise across the fleet (each host's latest run): kept, repaired, not kept."""
+    """Each host's latest run: kept, repaired, not kept; per promise or per host, and the fleet."""
+    if by not in ("promise", "host"):
+        fail(f"--by must be promise or host, not {by!r}", EXIT_USAGE)
     with queries(mongo, config, mode, staleness) as q:
-        rows = q.compliance()
+        view = q.compliance()
     if as_json:
-        print_json(rows)
+        print_json({"fleet": view["fleet"], f"{by}s": view[f"{by}s"]})
         return
-    table = Table(title="compliance (latest run per host)", title_justify="left")
-    for column in ("Promise", "Kept", "Repaired", "Not kept", "Skipped", "Hosts"):
-        table.add_column(column)
+    for line in fleet_lines(view["fleet"]):
+        say(line)
+    console.print(promise_table(view["promises"]) if by == "promise" else host_table(view["hosts"]))
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
+
+
+def fleet_lines(fleet: dict) -> list[str]:
+    """The fleet's share compliant and how old the outcomes behind it are."""
+    if not fleet["reporting"]:
+        return [f"fleet: none of {fleet['hosts']} hosts has reported an outcome yet"]
+    lines = [
+        f"fleet: {fleet['compliant']}/{fleet['reporting']} hosts compliant "
+        f"({_percent(fleet['share'])}); latest runs from {ago(fleet['oldest'])} "
+        f"to {ago(fleet['newest'])}"
+    ]
+    silent = fleet["no_outcome"]
+    if silent:
+        lines.append(f"no outcome yet from {len(silent)} host(s): {', '.join(silent)}")
+    return lines
+
+
+def promise_table(rows: list[dict]) -> Table:
+    table = Table(title="per promise (latest run of each host)", title_justify="left")
+    table.add_column("Promise")
+    for column in ("Hosts", "Kept", "Repaired", "Not kept", "Skipped", "Compliant"):
+        table.add_column(column, justify="right")
     for r in rows:
         bad = f"[red]{r['not_kept']}[/]" if r["not_kept"] else "0"
         table.add_row(
             r["promise"],
+            str(r["hosts"]),
             str(r["kept"]),
             str(r["repaired"]),
             bad,
             str(r["skipped"]),
-            str(r["hosts"]),
+            _percent(r["share"]),
         )
-    console.print(table)
+    return table
+
+
+def host_table(rows: list[dict]) -> Table:
+    table = Table(title="per host (latest run)", title_justify="left")
+    table.add_column("Host")
+    for column in ("Kept", "Repaired", "Not kept", "Skipped"):
+        table.add_column(column, justify="right")
+    table.add_column("Ran")
+    table.add_column("Not kept / error")
+    for r in rows:
+        problem = r["error"] or ", ".join(r["not_kept_promises"])
+        table.add_row(
+            r["host"] or r["key"][:12],
+            str(r["kept"]),
+            str(r["repaired"]),
+            f"[red]{r['not_kept']}[/]" if r["not_kept"] else "0",
+            str(r["skipped"]),
+            ago(r["ran"]),
+            f"[red]{problem}[/]" if problem else "",
+        )
+    return table
 
 
 def history(
-    since: Annotated[str | None, typer.Option("--since", help="e.g. 1h, 2d")] = None,
+    seconds: Annotated[
+        float | None, duration_option("--since", allowed=LOOKBACK, help="e.g. 1h, 2d")
+    ] = None,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     staleness: StalenessOpt = 90.0,
     as_json: JsonOpt = False,
 ) -> None:
     """The cluster's timeline: master changes, collectors, freezes, stepdowns, maintenance, ..."""
-    seconds = _duration(since, "--since")
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds) if seconds else None
     uri = resolve_uri(mongo, config)
     client = connect(uri, timeout=5.0)

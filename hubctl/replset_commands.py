@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from hub.replset import DEFAULT_MAX_LAG, ReplicaSet, ReplsetError, Topology
+from hub.hub_roles import UNREACHABLE, classify_hubs
+from hub.replset import (
+    DEFAULT_MAX_LAG,
+    ReplicaSet,
+    ReplsetError,
+    ReplsetUnreachable,
+    Topology,
+)
+from hub.supervisor import published_problems
 from hubcluster.config_check import split_address
-from hubcluster.durations import format_duration, parse_duration
+from hubcluster.durations import format_duration
 from hubctl.cluster_option import ConfigOpt, MongoOpt, TimeoutOpt, open_replset
-from hubctl.output import EXIT_UNREACHABLE, EXIT_USAGE, ago, console, fail, print_json, say
+from hubctl.duration_option import (
+    CATCH_UP,
+    ELECTION_TIMEOUT,
+    FREEZE,
+    LAG,
+    MAINTENANCE,
+    STEPDOWN,
+    duration_argument,
+    duration_option,
+)
+from hubctl.output import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Table,
+    ago,
+    console,
+    fail,
+    print_json,
+    say,
+)
 
 maintenance_app = typer.Typer(help="Planned short outages of one member without a failover.")
 
@@ -23,14 +50,15 @@ def replset(mongo: str | None, config: object, timeout: float = 5.0) -> Iterator
     rs = open_replset(mongo, config, timeout)  # type: ignore[arg-type]
     try:
         yield rs
+    except ReplsetUnreachable as exc:
+        fail(str(exc), EXIT_UNREACHABLE)
     except ReplsetError as exc:
-        text = str(exc)
-        fail(text, EXIT_UNREACHABLE if "cannot reach any member" in text else 1)
+        fail(str(exc))
     finally:
         rs.close()
 
 
-def _member(text: str) -> str:
+def parse_address(text: str) -> str:
     try:
         host, port = split_address(text)
     except ValueError as exc:
@@ -38,17 +66,42 @@ def _member(text: str) -> str:
     return f"{host}:{port}"
 
 
+def _member(text: str) -> str:
+    """A member as the operator gave it: its hub name (hub1) or its address (host:port).
+
+    Hub names are resolved against the set's tags by the command itself.
+    """
+    if ":" in text:
+        return parse_address(text)
+    if not text or not text.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        fail(f"member {text!r}: expected a hub name (hub1) or HOST:PORT", EXIT_USAGE)
+    return text
+
+
+def _named_member(text: str) -> tuple[str | None, str]:
+    """--member HUB=HOST:PORT or HOST:PORT -> (hub name or None, host:port)."""
+    name, sep, address = text.rpartition("=")
+    if not sep:
+        return None, parse_address(text)
+    if not name or ":" in name:
+        fail(f"--member {text!r}: expected HUB=HOST:PORT or HOST:PORT", EXIT_USAGE)
+    return name, parse_address(address)
+
+
 def render_topology(topo: Topology) -> Table:
-    title = f"replica set {topo.set_name} - primary: {topo.primary or 'NONE'}"
+    primary = topo.primary_view()
+    title = f"replica set {topo.set_name} - primary: {primary.label if primary else 'NONE'}"
     table = Table(title=title, title_justify="left")
-    for column in ("Member", "State", "Health", "Priority", "Lag", "Frozen until"):
+    for column in ("Hub", "Member", "State", "Health", "Priority", "Lag", "Frozen until"):
         table.add_column(column)
     for m in topo.members:
         state = f"[bold green]{m.state}[/]" if m.state == "PRIMARY" else m.state
+        if m.hidden:
+            state += " (hidden)"
         health = "[green]up[/]" if m.health else "[red]down[/]"
         lag = "-" if m.lag_seconds is None else format_duration(m.lag_seconds)
         frozen = ago(m.frozen_until) if m.frozen_until else "-"
-        table.add_row(m.name, state, health, f"{m.priority:g}", lag, frozen)
+        table.add_row(m.hub or "-", m.name, state, health, f"{m.priority:g}", lag, frozen)
     return table
 
 
@@ -56,44 +109,74 @@ def show(topo: Topology) -> None:
     console.print(render_topology(topo))
     if topo.maintenance:
         window = topo.maintenance
-        say(f"maintenance window open for {window['member']}, lapses {ago(window['until'])}")
+        who = next((m.label for m in topo.members if m.name == window["member"]), window["member"])
+        say(f"maintenance window open for {who}, lapses {ago(window['until'])}")
+
+
+def _names_from_config(config: object) -> dict[str, str]:
+    """host:port -> hub name from a hub config's [[hubs]], for members given without a name."""
+    if config is None:
+        return {}
+    from hub.config import load_hub_config
+    from hubcluster.config_check import ConfigError
+
+    try:
+        return {h.mongo: h.name for h in load_hub_config(config).hubs}  # type: ignore[arg-type]
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def init_replset(
-    member: Annotated[list[str], typer.Option("--member", help="HOST:PORT of a member; repeat")],
+    member: Annotated[
+        list[str],
+        typer.Option("--member", help="HUB=HOST:PORT (or HOST:PORT) of a member; repeat"),
+    ],
     name: Annotated[str, typer.Option("--name", help="Replica-set name")] = "CFEngineNova",
     priority: Annotated[
-        list[str] | None, typer.Option("--priority", help="HOST:PORT=N; repeat")
+        list[str] | None, typer.Option("--priority", help="HUB=N or HOST:PORT=N; repeat")
     ] = None,
     election_timeout: Annotated[
-        str | None, typer.Option("--election-timeout", help="e.g. 10s (mongod's default)")
+        float | None,
+        duration_option(
+            "--election-timeout", allowed=ELECTION_TIMEOUT, help="e.g. 10s (mongod's default)"
+        ),
     ] = None,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 30.0,
 ) -> None:
-    """Initiate the replica set (idempotent), wait for a primary, print the members."""
-    members = [_member(m) for m in member]
+    """Initiate the replica set (idempotent), wait for a primary, print the members.
+
+    Each member's hub name becomes its `hub` tag; a member given as HOST:PORT alone takes
+    its name from --config's [[hubs]], or has none.
+    """
+    named = [_named_member(m) for m in member]
+    members = [address for _, address in named]
+    hub_names = _names_from_config(config)
+    hub_names.update({address: hub for hub, address in named if hub})
+    hub_names = {a: n for a, n in hub_names.items() if a in members}
+    taken = [n for n in hub_names.values() if list(hub_names.values()).count(n) > 1]
+    if taken:
+        fail(f"--member: hub name {taken[0]} given to more than one member", EXIT_USAGE)
+    by_hub = {n: a for a, n in hub_names.items()}
     priorities: dict[str, float] = {}
     for item in priority or []:
-        host, sep, value = item.rpartition("=")
+        who, sep, value = item.rpartition("=")
+        if not sep or not who:
+            fail(f"--priority {item!r}: expected HUB=NUMBER or HOST:PORT=NUMBER", EXIT_USAGE)
+        address = by_hub.get(who) or parse_address(who)
         try:
-            priorities[_member(host)] = float(value)
+            priorities[address] = float(value)
         except ValueError:
-            fail(f"--priority {item!r}: expected HOST:PORT=NUMBER", EXIT_USAGE)
-        if not sep:
-            fail(f"--priority {item!r}: expected HOST:PORT=NUMBER", EXIT_USAGE)
-    election_ms = None
-    if election_timeout:
-        try:
-            election_ms = int(parse_duration(election_timeout) * 1000)
-        except ValueError as exc:
-            fail(f"--election-timeout: {exc}", EXIT_USAGE)
+            fail(f"--priority {item!r}: expected HUB=NUMBER or HOST:PORT=NUMBER", EXIT_USAGE)
+    election_ms = None if election_timeout is None else int(election_timeout * 1000)
     # A direct seed (one member, directConnection) never shows a primary; speak to the set.
     if (mongo is None and config is None) or (mongo and "directconnection=true" in mongo.lower()):
         mongo = f"mongodb://{','.join(members)}/?replicaSet={name}"
     with replset(mongo, config, timeout=min(timeout, 5.0)) as rs:
-        outcome = rs.initiate(members, name, priorities, election_ms, wait=timeout)
+        outcome = rs.initiate(
+            members, name, priorities, election_ms, wait=timeout, hub_names=hub_names
+        )
         say(f"replica set {name}: {outcome}")
         show(rs.topology())
 
@@ -103,14 +186,14 @@ def status(
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
     max_lag: Annotated[
-        float, typer.Option("--max-lag", help="Seconds of lag that count as degraded")
+        float, duration_option("--max-lag", allowed=LAG, help="Lag that counts as degraded")
     ] = DEFAULT_MAX_LAG,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
     """Members and their state. Exit 0 healthy, 1 degraded, 2 no primary, 3 unreachable."""
     with replset(mongo, config, timeout) as rs:
         topo = rs.topology()
-        side = hub_side(rs.uri) if topo.initiated else None
+        side = hub_side(rs.uri, topo) if topo.initiated else None
     if not topo.initiated:
         if as_json:
             print_json({"set": None, "primary": None, "members": [], "initiated": False})
@@ -130,73 +213,84 @@ def status(
 
 
 def freeze(
-    member: Annotated[str, typer.Argument(help="HOST:PORT of a secondary")],
-    seconds: Annotated[str, typer.Argument(help="How long, e.g. 300 or 5m")],
+    member: Annotated[str, typer.Argument(help="Hub name (hub1) or HOST:PORT of a secondary")],
+    secs: Annotated[int, duration_argument(FREEZE, "How long, e.g. 300 or 5m", "SECONDS")],
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Keep a secondary from seeking election for a while."""
-    try:
-        secs = parse_duration(seconds)
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
     with replset(mongo, config) as rs:
         rs.freeze(_member(member), secs)
-    say(f"{member} frozen for {format_duration(secs)}")
+        label = rs.topology().member(member).label
+    say(f"{label} frozen for {format_duration(secs)}")
 
 
 def unfreeze(
-    member: Annotated[str, typer.Argument(help="HOST:PORT")],
+    member: Annotated[str, typer.Argument(help="Hub name (hub1) or HOST:PORT")],
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Let a frozen secondary seek election again."""
     with replset(mongo, config) as rs:
         rs.unfreeze(_member(member))
-    say(f"{member} unfrozen")
+        label = rs.topology().member(member).label
+    say(f"{label} unfrozen")
 
 
 def stepdown(
     seconds: Annotated[
-        int, typer.Option("--seconds", help="How long the old primary stays out")
+        int,
+        duration_option("--seconds", allowed=STEPDOWN, help="How long the old primary stays out"),
     ] = 60,
     catch_up: Annotated[
-        int, typer.Option("--catch-up", help="Seconds to wait for a secondary to catch up")
+        int,
+        duration_option(
+            "--catch-up", allowed=CATCH_UP, help="How long to wait for a secondary to catch up"
+        ),
     ] = 10,
     to: Annotated[
-        str | None, typer.Option("--to", help="Planned switchover to this member")
+        str | None,
+        typer.Option("--to", help="Planned switchover to this member (hub name or HOST:PORT)"),
     ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before a switchover")
+    ] = False,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 30.0,
 ) -> None:
-    """Step the primary down, or move it to --to MEMBER (others frozen meanwhile)."""
+    """Step the primary down, or move it to --to MEMBER (checked first, others frozen)."""
     if catch_up >= seconds:
         fail("--catch-up must be shorter than --seconds", EXIT_USAGE)
     with replset(mongo, config) as rs:
         if to:
-            for step in rs.switchover(_member(to), seconds, catch_up, timeout):
+            target = _member(to)
+            plan = rs.plan_switchover(target, catch_up)
+            if not plan.nothing_to_do:
+                for line in plan.describe():
+                    say(line)
+                # Like patronictl: a person at a terminal confirms; scripts and --yes do not.
+                if not yes and sys.stdin.isatty() and not typer.confirm("Go ahead?"):
+                    fail("switchover cancelled; nothing was changed")
+            for step in rs.switchover(target, seconds, catch_up, timeout):
                 say(step)
         else:
             old = rs.stepdown(seconds, catch_up)
             new = rs.wait_for_primary(timeout, exclude=old)
-            say(f"{old} stepped down; {new} is primary")
+            topo = rs.topology()
+            say(f"{topo.member(old).label} stepped down; {topo.member(new).label} is primary")
 
 
 @maintenance_app.command("start")
 def maintenance_start(
-    member: Annotated[str, typer.Argument(help="HOST:PORT of the member to take down briefly")],
-    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 4h")],
+    member: Annotated[
+        str, typer.Argument(help="Hub name (hub1) or HOST:PORT of the member to take down")
+    ],
+    secs: Annotated[int, duration_option("--for", allowed=MAINTENANCE, help="How long, e.g. 4h")],
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Freeze the other secondaries so a brief stop of MEMBER causes no election."""
-    try:
-        secs = parse_duration(duration)
-    except ValueError as exc:
-        fail(f"--for: {exc}", EXIT_USAGE)
-    if secs <= 0:
-        fail("--for must be longer than 0", EXIT_USAGE)
     with replset(mongo, config) as rs:
         for step in rs.maintenance_start(_member(member), secs):
             say(step)
@@ -217,10 +311,14 @@ def register(app: typer.Typer) -> None:
     app.command("unfreeze")(unfreeze)
     app.command("stepdown")(stepdown)
     app.add_typer(maintenance_app, name="maintenance")
+    from hubctl.member_commands import member_app  # it builds on this module's helpers
+
+    app.add_typer(member_app, name="member")
 
 
-def hub_side(uri: str, stale_after: float = 900.0) -> dict | None:
-    """Which hub collects, its last round, each hub's release and keys, fresh vs stale clients."""
+def hub_side(uri: str, topology: Topology | None, stale_after: float = 900.0) -> dict | None:
+    """Each hub's role (judged by hub.hub_roles), release, keys and last round; clients
+    seen recently vs stale."""
     from pymongo.errors import PyMongoError
 
     from hub.events import now_utc
@@ -249,21 +347,26 @@ def hub_side(uri: str, stale_after: float = 900.0) -> dict | None:
             when = when.replace(tzinfo=now.tzinfo)
         if when is not None and (now - when).total_seconds() <= stale_after:
             fresh += 1
-    return {
-        "hubs": [
+    hubs = []
+    for r in classify_hubs(states, topology, now):
+        s = r.state
+        hubs.append(
             {
-                "name": s["_id"],
-                "role": s.get("role"),
+                **r.to_json(),
+                "role_shown": r.label,
+                "reported_role": s.get("role"),
                 "release": s.get("release"),
                 "keys": s.get("keys"),
                 "last_round": (s.get("last_round") or {}).get("summary"),
                 "round_progress": s.get("round_progress"),
                 "updated": s.get("updated"),
+                # A silent hub's last problems are not news; its silence is.
+                "problems": []
+                if r.role == UNREACHABLE
+                else [p for said in published_problems(r.name, s) for p in said],
             }
-            for s in states
-        ],
-        "clients": {"fresh": fresh, "stale": len(hosts) - fresh},
-    }
+        )
+    return {"hubs": hubs, "clients": {"fresh": fresh, "stale": len(hosts) - fresh}}
 
 
 def render_hub_side(side: dict) -> Table:
@@ -275,19 +378,28 @@ def render_hub_side(side: dict) -> Table:
     for column in ("Hub", "Role", "Release", "Keys", "Collection", "Updated"):
         table.add_column(column)
     for h in side["hubs"]:
-        role = "[bold green]master (collects)[/]" if h["role"] == "master" else (h["role"] or "?")
+        role = h["role_shown"]
+        if h["role"] == "master":
+            role = f"[bold green]{role}[/]"
+        elif h["role"] == "unreachable":
+            role = f"[red]{role}[/]"
         progress = h["round_progress"]
         collection = (
             f"round running: {progress['done']}/{progress['due']}"
             if progress
             else h["last_round"] or "-"
         )
+        where = f"{h['name']} ({h['member']})" if h["member"] else h["name"]
         table.add_row(
-            h["name"],
+            where,
             role,
             h["release"] or "-",
             str(h["keys"] if h["keys"] is not None else "-"),
             collection,
             ago(h["updated"]),
         )
+    problems = [p for h in side["hubs"] for p in h.get("problems") or []]
+    if problems:
+        table.caption = "[red]" + "\n".join(problems) + "[/]"
+        table.caption_justify = "left"
     return table

@@ -40,7 +40,10 @@ def _initiate(cluster) -> None:
     rs = ReplicaSet(cluster.uri)
     try:
         rs.initiate(
-            cluster.hosts, cluster.set_name, election_timeout_ms=int(ELECTION_TIMEOUT * 1000)
+            cluster.hosts,
+            cluster.set_name,
+            election_timeout_ms=int(ELECTION_TIMEOUT * 1000),
+            hub_names={host: f"hub{i}" for i, host in enumerate(cluster.hosts, 1)},
         )
     finally:
         rs.close()

@@ -22,6 +22,7 @@ from hub.keystore import KeyStore
 from hub.mongo import DB_NAME, connect
 from hub.replset import ReplicaSet
 from hubcluster.keys import ensure_key_pair, key_fingerprint
+from hubctl.lab.agent_processes import AgentForker, AgentProcess
 from hubctl.lab.mongod_cluster import MongodCluster
 from hubctl.lab.ports import free_port, wait_port
 from hubctl.lab.standin import StandinCluster
@@ -49,6 +50,7 @@ def _python_entry(module: str) -> list[str]:
 
 
 HUBD = _python_entry("hub.daemon")
+BOOTSTRAP_ATTEMPTS = 5
 CLIENT_AGENT = _python_entry("client_agent.cli")
 HUBCTL = _python_entry("hubctl.app")
 
@@ -75,7 +77,7 @@ class LabClient:
     config: Path
     port: int
     log: Path
-    proc: subprocess.Popen | None = None
+    proc: AgentProcess | None = None
 
 
 @dataclass
@@ -85,10 +87,16 @@ class LabCluster:
     election_timeout: float = 2.0
     collect_interval: float = 10.0
     sync_interval: float = 5.0
+    state_interval: float = 2.0
+    bootstrap_concurrency: int = 4
     hubs: list[LabHub] = field(default_factory=list)
     fleet: list[LabClient] = field(default_factory=list)
     standin: StandinCluster | MongodCluster | None = None
     last_kill: float | None = None
+    # hub name -> (what was done to it, when): what a failover away from it is timed from.
+    disruptions: dict[str, tuple[str, float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    forker: AgentForker | None = None
 
     # ----- the replica set and the hubs ---------------------------------------------------
     @property
@@ -111,6 +119,7 @@ class LabCluster:
                 self.standin.hosts,
                 self.standin.set_name,
                 election_timeout_ms=int(self.election_timeout * 1000),
+                hub_names={host: f"hub{i}" for i, host in enumerate(self.standin.hosts, 1)},
             )
         finally:
             rs.close()
@@ -137,7 +146,8 @@ class LabCluster:
         for h in self.hubs:
             h.config.write_text(
                 f'[hub]\nname = "{h.name}"\nworkdir = "{h.workdir}"\nlisten = "{h.service}"\n'
-                'trust_keys_from = ["127.0.0.0/8"]\n\n'
+                'trust_keys_from = ["127.0.0.0/8"]\n'
+                f'state_interval = "{self.state_interval}s"\n\n'
                 f'[replset]\nuri = "{self.uri}"\n\n'
                 f'[collector]\ninterval = "{self.collect_interval}s"\nifelapsed = "0s"\n'
                 'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
@@ -152,19 +162,27 @@ class LabCluster:
             shutil.copy2(first, target)
             shutil.copy2(first.with_suffix(".pub"), target.with_suffix(".pub"))
         self.fingerprint = key_fingerprint(key)
-        for h in self.hubs:
-            subprocess.run(
+        inits = [
+            subprocess.Popen(
                 HUBD + ["init", "--config", str(h.config)],
-                check=True,
-                capture_output=True,
-                timeout=60,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
+            for h in self.hubs
+        ]
+        for h, proc in zip(self.hubs, inits, strict=True):
+            _, err = proc.communicate(timeout=60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"hubd init of {h.name} failed: {err.decode().strip()}")
 
-    def start_hub(self, hub: LabHub) -> None:
+    def _launch_hub(self, hub: LabHub) -> None:
         log = open(hub.log, "ab")  # noqa: SIM115 - the child owns it
         hub.proc = subprocess.Popen(
             HUBD + ["run", "--config", str(hub.config)], stdout=log, stderr=subprocess.STDOUT
         )
+
+    def start_hub(self, hub: LabHub) -> None:
+        self._launch_hub(hub)
         wait_port(hub.service_port, 30, f"{hub.name}'s SSH service")
 
     def stop_hub(self, hub: LabHub, kill: bool = False) -> None:
@@ -221,6 +239,7 @@ class LabCluster:
         hub = self.hub(name)
         assert self.standin is not None
         self.last_kill = time.time()
+        self.disruptions[hub.name] = ("kill", self.last_kill)
         self.standin.kill(hub.member)
         self.stop_hub(hub, kill=True)
         return f"{hub.name} killed (mongod {hub.member} and hubd)"
@@ -236,6 +255,7 @@ class LabCluster:
     def isolate(self, name: str) -> str:
         hub = self.hub(name)
         assert self.standin is not None
+        self.disruptions[hub.name] = ("isolate", time.time())
         self.standin.isolate(hub.member)
         return f"{hub.name}'s mongod cut off from its peers"
 
@@ -260,31 +280,52 @@ class LabCluster:
             self.fleet.append(LabClient(name, workdir, config, port, workdir / "agent.log"))
 
     def bootstrap_clients(self, hub: LabHub) -> None:
-        for c in self.fleet:
-            out = subprocess.run(
-                CLIENT_AGENT
-                + [
-                    "bootstrap",
-                    hub.service,
-                    "--config",
-                    str(c.config),
-                    "--hub-fingerprint",
-                    self.fingerprint,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            if out.returncode != 0:
-                raise RuntimeError(f"bootstrap of {c.name} failed: {out.stderr.strip()}")
-            log = open(c.log, "ab")  # noqa: SIM115 - the child owns it
-            c.proc = subprocess.Popen(
-                CLIENT_AGENT + ["serve", "--config", str(c.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        """Bootstrap every client to `hub` and start its report service.
+
+        At most `bootstrap_concurrency` bootstraps run at once: one after another, 120
+        clients took 107 s, and a real fleet does not wait in line either.
+        """
+        if self.forker is None:
+            self.forker = AgentForker()
+        asyncio.run(self._bootstrap_all(hub, self.forker))
         for c in self.fleet:
             wait_port(c.port, 30, f"{c.name}'s report service")
+
+    async def _bootstrap_all(self, hub: LabHub, forker: AgentForker) -> None:
+        limit = asyncio.Semaphore(max(1, self.bootstrap_concurrency))
+        failures: list[str] = []
+        pin = ["--hub-fingerprint", self.fingerprint]
+
+        async def one(c: LabClient) -> None:
+            log = c.workdir / "bootstrap.log"
+            args = ["bootstrap", hub.service, "--config", str(c.config), *pin]
+            code: int | None = None
+            async with limit:
+                # A loaded hub may answer late (the lab's clients give it 1 s, for quick
+                # failovers); bootstrap is idempotent, so the lab tries again shortly.
+                for attempt in range(BOOTSTRAP_ATTEMPTS):
+                    await asyncio.sleep(0.5 * attempt)
+                    proc = forker.start(args, log)
+                    deadline = time.monotonic() + 60
+                    # Polled, not waited for in threads: the default pool would cap concurrency.
+                    while (code := proc.poll()) is None and time.monotonic() < deadline:
+                        await asyncio.sleep(0.02)
+                    if code is None:
+                        proc.kill()
+                        failures.append(f"bootstrap of {c.name} took over 60s")
+                        return
+                    if code == 0:
+                        break
+            if code != 0:
+                lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]
+                failures.append(f"bootstrap of {c.name} failed: {lines[-1]}")
+                return
+            c.proc = forker.start(["serve", "--config", str(c.config)], c.log)
+
+        await asyncio.gather(*(one(c) for c in self.fleet))
+        if failures:
+            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+            raise RuntimeError(failures[0] + more)
 
     async def agent_runs(self, concurrency: int = 8) -> list[int]:
         """One `client-agent run` on every client; returns their exit codes."""
@@ -339,15 +380,33 @@ class LabCluster:
 
     # ----- whole lab ----------------------------------------------------------------------
     def up(self) -> None:
+        """Start everything; `timings` then says how long each part took, in seconds."""
+        started = time.monotonic()
         self.start_replset()
+        self.timings["replica set"] = time.monotonic() - started
+        mark = time.monotonic()
         self.write_hubs()
         for h in self.hubs:
-            self.start_hub(h)
+            self._launch_hub(h)
+        for h in self.hubs:
+            wait_port(h.service_port, 30, f"{h.name}'s SSH service")
         self.publish_sample()
+        self.timings["hubs"] = time.monotonic() - mark
+        mark = time.monotonic()
         self.write_clients()
         master = self.master()
         assert master is not None
         self.bootstrap_clients(master)
+        self.timings["clients"] = time.monotonic() - mark
+        self.timings["total"] = time.monotonic() - started
+
+    def ready_line(self) -> str:
+        """One line saying how long start-up took, part by part."""
+        t = self.timings
+        return (
+            f"lab ready in {t['total']:.1f}s: replica set {t['replica set']:.1f}s, "
+            f"3 hubs {t['hubs']:.1f}s, {len(self.fleet)} clients {t['clients']:.1f}s"
+        )
 
     def status(self) -> dict:
         """Hubs, their processes and members, for the control API and the dashboard."""
@@ -396,6 +455,9 @@ class LabCluster:
                 except subprocess.TimeoutExpired:
                     c.proc.kill()
                 c.proc = None
+        if self.forker is not None:
+            self.forker.close()
+            self.forker = None
         for h in self.hubs:
             self.stop_hub(h)
         if self.standin is not None:

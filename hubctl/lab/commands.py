@@ -13,7 +13,7 @@ from hubcluster.durations import parse_duration
 from hubctl.lab import lab_commands
 from hubctl.output import EXIT_USAGE, fail, print_json, say
 
-lab_app = typer.Typer(help="A local lab: the replica-set stand-in and (later) a whole cluster.")
+lab_app = typer.Typer(help="A local lab: the replica-set stand-in, or a whole cluster on loopback.")
 
 
 @lab_app.command("mongo")

@@ -11,9 +11,22 @@ from rich.console import Group
 from rich.table import Table
 
 from hub.mongo import connect
+from hub.replset import ReplicaSet, ReplsetError, Topology
 from hub.store import REPORTS, HubStore
 from hubctl.lab.cluster import LabCluster
 from hubctl.replset_commands import hub_side, render_hub_side
+
+
+@dataclass
+class Failover:
+    old: str
+    new: str
+    cause: str | None  # "kill" or "isolate" of the old master; None for a planned move
+    took: float | None  # seconds from that cause to the new master being seen
+
+    def describe(self) -> str:
+        when = f"{self.took:.1f}s after the {self.cause}" if self.cause else "planned"
+        return f"{self.old} -> {self.new} ({when})"
 
 
 @dataclass
@@ -21,15 +34,34 @@ class Timeline:
     """What the dashboard remembers between refreshes: master changes and their duration."""
 
     master: str | None = None
-    failovers: list[tuple[str, str, float | None]] = field(default_factory=list)
+    master_since: float | None = None
+    failovers: list[Failover] = field(default_factory=list)
     agent_rounds: int = 0
 
-    def observe(self, lab: LabCluster, master: str | None) -> None:
+    def observe(self, lab: LabCluster, master: str | None, now: float | None = None) -> None:
+        now = time.time() if now is None else now
         if master and master != self.master and self.master is not None:
-            took = time.time() - lab.last_kill if lab.last_kill else None
-            self.failovers.append((self.master, master, took))
+            # Each failover is timed from what happened to the master it replaced, and only
+            # if that happened while it was master: an older kill of another hub is no cause.
+            action, at = lab.disruptions.get(self.master, (None, None))
+            if at is not None and (self.master_since is None or at >= self.master_since):
+                self.failovers.append(Failover(self.master, master, action, now - at))
+            else:
+                self.failovers.append(Failover(self.master, master, None, None))
+        if master and master != self.master:
+            self.master_since = now
         if master:
             self.master = master
+
+
+def _topology(uri: str) -> Topology | None:
+    rs = ReplicaSet(uri, timeout=2.0)
+    try:
+        return rs.topology()
+    except ReplsetError:
+        return None
+    finally:
+        rs.close()
 
 
 def snapshot(lab: LabCluster, timeline: Timeline) -> dict:
@@ -48,7 +80,7 @@ def snapshot(lab: LabCluster, timeline: Timeline) -> dict:
         "status": status,
         "reports": reports,
         "per_server": dict(per_server),
-        "side": hub_side(lab.uri),
+        "side": hub_side(lab.uri, _topology(lab.uri)),
         "timeline": timeline,
     }
 
@@ -74,8 +106,6 @@ def render(snap: dict) -> Group:
     facts.add_row("reports stored", str(snap["reports"] if snap["reports"] is not None else "?"))
     facts.add_row("agent rounds run", str(timeline.agent_rounds))
     if timeline.failovers:
-        old, new, took = timeline.failovers[-1]
-        when = f"{took:.1f}s after the kill" if took is not None else "planned"
-        facts.add_row("last failover", f"{old} -> {new} ({when})")
+        facts.add_row("last failover", timeline.failovers[-1].describe())
     parts.append(facts)
     return Group(*parts)

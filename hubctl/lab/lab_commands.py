@@ -50,6 +50,7 @@ def up(
     try:
         with err_console.status("starting the replica set, three hubd, and the clients..."):
             lab.up()
+        err_console.print(lab.ready_line(), highlight=False)
         control = serve_control(lab, on_down=stop.set)
         address = f"127.0.0.1:{control.server_address[1]}"
         lab.save_state(address)
@@ -66,6 +67,8 @@ def up(
                     next_run = time.monotonic() + agent_interval
                 live.update(render(snapshot(lab, timeline)))
                 stop.wait(1.0)
+        if not live.console.is_terminal:
+            live.console.line()  # off a terminal the last frame ends without a newline
         final = snapshot(lab, timeline)
         control.shutdown()
     finally:

@@ -94,7 +94,7 @@ def test_no_hub_reachable_still_runs_and_spools(make_hubs, tmp_path):
     config, state = bootstrapped(hubs, tmp_path)
     hubs.close()
     result = asyncio.run(run_agent(config))
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # no hub could be reached
     assert result.summary().startswith("agent run: no hub reachable;")
     assert "no hub answered" in result.summary() and "connection refused" in result.summary()
     assert [o.status for o in result.outcomes] == ["kept"]
@@ -122,17 +122,17 @@ def test_revoked_client_is_refused_everywhere(make_hubs, tmp_path):
     contacts = len(hubs.contacts)
     hubs.keystore().revoke(key_sha(state.client_key()), "decommissioned")
     result = asyncio.run(run_agent(config))
-    assert result.exit_code == 2 and result.server is None
+    assert result.exit_code == 3 and result.server is None
     assert "refused this client's key" in result.summary()
     assert len(hubs.contacts) == contacts
     assert [o.status for o in result.outcomes] == ["kept"]  # the policy in force still ran
 
 
-def test_not_bootstrapped_is_exit_3(tmp_path):
+def test_not_bootstrapped_is_exit_2(tmp_path):
     result = asyncio.run(run_agent(client_config(tmp_path)))
-    assert result.exit_code == 3 and "run client-agent bootstrap" in result.summary()
+    assert result.exit_code == 2 and "run client-agent bootstrap" in result.summary()
     cli = CliRunner().invoke(app, ["run", "--workdir", str(tmp_path / "nothing")])
-    assert cli.exit_code == 3 and "not bootstrapped" in cli.output
+    assert cli.exit_code == 2 and "not bootstrapped" in cli.output
 
 
 def test_cli_run_prints_one_summary_line(make_hubs, tmp_path):

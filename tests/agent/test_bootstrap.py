@@ -83,12 +83,12 @@ def test_bootstrap_usage_errors(tmp_path):
     for kwargs in ({}, {"hub_fingerprint": "SHA256:x", "trust_on_first_use": True}):
         with pytest.raises(BootstrapError, match="exactly one") as caught:
             asyncio.run(bootstrap(config, "127.0.0.1:1", **kwargs))
-        assert caught.value.exit_code == 3
+        assert caught.value.exit_code == 2
     with pytest.raises(BootstrapError, match="not a SHA256 fingerprint"):
         asyncio.run(bootstrap(config, "127.0.0.1:1", hub_fingerprint="nope!"))
     with pytest.raises(BootstrapError, match="connection refused") as caught:
         asyncio.run(bootstrap(config, "127.0.0.1:1", trust_on_first_use=True))
-    assert caught.value.exit_code == 2
+    assert caught.value.exit_code == 3
 
 
 def test_cli_bootstrap_success_and_refusal(make_hubs, tmp_path):
@@ -124,9 +124,9 @@ def test_cli_reports_bad_config_in_one_line(tmp_path):
     bad = tmp_path / "agent.toml"
     bad.write_text('[agent]\nconnect_timeout = "soon"\n')
     result = CliRunner().invoke(app, ["run", "--config", str(bad)])
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "agent.connect_timeout" in result.output and "Traceback" not in result.output
     unknown = tmp_path / "typo.toml"
     unknown.write_text("[agent]\nworkdri = '/x'\n")
     result = CliRunner().invoke(app, ["run", "--config", str(unknown)])
-    assert result.exit_code == 3 and "agent.workdri: unknown key" in result.output
+    assert result.exit_code == 2 and "agent.workdri: unknown key" in result.output

@@ -11,10 +11,10 @@ import pytest
 
 from client_agent.agent_run import run_agent
 from client_agent.bootstrap import bootstrap
-from client_agent.hub_session import open_hub
 from client_agent.policy_update import PolicyUpdateError, update_policy
 from client_agent.state import ClientState
 from hub.masterfiles import build_manifest, manifest_path, release_dir, switch_current
+from hubcluster.hub_session import open_hub
 from hubcluster.messages import encode_manifest, release_id
 from tests.sshsvc.harness import client_config
 
@@ -142,7 +142,7 @@ def test_vanished_file_leaves_the_old_policy_and_the_retry_resumes(make_hubs, tm
     victim.unlink()  # vanishes on the hub mid-release
 
     result = asyncio.run(run_agent(config))
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert f"update to release {second} failed" in result.summary()
     assert f"kept release {first}" in result.summary()
     assert state.current_release() == first
@@ -213,7 +213,7 @@ def test_bad_promises_in_a_release_keep_the_last_good_policy(make_hubs, tmp_path
     config, state = bootstrapped(hubs, tmp_path)
     bad = publish_by_hand(hubs, {"promises.toml": '[[promise]]\nname = "x"\n\ncheck = 5\n'})
     result = asyncio.run(run_agent(config))
-    assert result.exit_code == 2
+    assert result.exit_code == 3
     assert state.current_release() == first
     assert f"update to release {bad} failed: its promises file is bad" in result.summary()
     assert "promises.toml:4: 'check' must be a string" in result.summary()

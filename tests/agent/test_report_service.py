@@ -102,12 +102,22 @@ def test_anything_but_reports_is_refused(serving):
         ("reports --since -1", 2, "non-negative integer"),
         ("reports --since 0 --limit 0", 2, "--limit must be between"),
         ("reports --since 0 --since 1", 2, "unexpected '--since'"),
-        ("reports --since 99", 1, "cannot acknowledge seq 99"),
+        ("reports --since 0 --epoch 'a b'", 2, "--epoch needs one spool epoch"),
+        ("reports --since 99999999999999999999", 2, "19 digits at most"),
     ]:
         result = asyncio.run(pull(port, hubs.hub_key, client_key, command))
         assert result.exit_status == status, (command, result.stderr)
         assert problem in result.stderr, (command, result.stderr)
     assert spool.status()["acked_seq"] == 0  # no refused command acknowledged anything
+    # A cursor past this spool's numbering (its state was lost) acknowledges nothing and
+    # gets everything, under the spool's epoch, so that the hub starts a new cursor.
+    for command in ("reports --since 99", "reports --since 2 --epoch other-epoch"):
+        result = asyncio.run(pull(port, hubs.hub_key, client_key, command))
+        assert result.exit_status == 0, (command, result.stderr)
+        parsed = parse_report_lines(result.stdout, 99, 1 << 20, epoch="other-epoch")
+        assert parsed.epoch == spool.epoch and parsed.error is None
+        assert [r["seq"] for r in parsed.records] == [1, 2, 3, 4]
+    assert spool.status()["acked_seq"] == 0
 
     async def sftp() -> None:
         async with asyncssh.connect(
@@ -126,8 +136,8 @@ def test_anything_but_reports_is_refused(serving):
 
 
 def test_parse_reports_command():
-    assert parse_reports_command("reports --since 5") == (5, 1000)
-    assert parse_reports_command("reports --limit 7 --since 0") == (0, 7)
+    assert parse_reports_command("reports --since 5") == (5, 1000, None)
+    assert parse_reports_command("reports --limit 7 --since 0 --epoch e-1") == (0, 7, "e-1")
     with pytest.raises(ValueError, match="unexpected '--frob'"):
         parse_reports_command("reports --since 1 --frob 2")
 

@@ -7,13 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from client_agent.classes import (
-    ClassExpressionError,
-    evaluate,
-    host_classes,
-    parse_expression,
-    time_classes,
-)
+from client_agent.classes import host_classes, time_classes
+from hubcluster.class_expressions import ClassExpressionError, evaluate, parse_expression
 
 # Tuesday 2026-01-20 05:07
 TUESDAY_0507 = time_classes(datetime(2026, 1, 20, 5, 7, 42))

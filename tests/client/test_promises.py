@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from client_agent.promises import (
-    Outcome,
-    Promise,
-    PromisesError,
-    load_promises,
-    parse_promises,
-    run_promises,
-)
+from client_agent.promises import Outcome, run_promises
+from hubcluster.promises_grammar import Promise, PromisesError, load_promises, parse_promises
 
 ANY = {"any", "linux"}
 

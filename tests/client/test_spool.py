@@ -142,25 +142,53 @@ def test_acknowledge_beyond_high_water_is_refused(tmp_path):
     assert seqs(spool) == [1, 2, 3]
 
 
-def test_size_cap_drops_oldest_and_counts(tmp_path, caplog):
+def test_size_cap_drops_oldest_and_records_the_gap(tmp_path, caplog):
     spool = Spool(tmp_path, max_bytes=1000)
+    appended = []
     with caplog.at_level(logging.WARNING):
         for i in range(30):
-            spool.append("outcome", {"i": i, "pad": "x" * 40})
+            appended.append(spool.append("outcome", {"i": i, "pad": "x" * 40}))
     status = spool.status()
     assert status["bytes"] <= 1000
-    assert status["last_seq"] == 30
-    kept = seqs(spool)
-    assert kept == list(range(31 - len(kept), 31))  # the newest survive, contiguous
-    assert status["dropped_total"] == 30 - len(kept) > 0
-    assert status["records"] == len(kept)
+    records = spool.read_since(0)
+    kept = [r["seq"] for r in records if r["kind"] == "outcome"]
+    gaps = [r for r in records if r["kind"] == "gap"]
+    lost = [seq for seq in appended if seq not in kept]
+    assert kept == appended[-len(kept) :]  # the newest survive
+    assert status["dropped_total"] >= len(lost) > 0
+    # every lost report is named by a surviving gap record: which seqs, when, why
+    assert gaps and sum(g["payload"]["count"] for g in gaps) == len(lost)
+    for seq in lost:
+        assert any(g["payload"]["first"] <= seq <= g["payload"]["last"] for g in gaps), seq
+    assert all(g["payload"]["reason"] == "spool over its cap of 1000 bytes" for g in gaps)
+    assert all(g["time"] > 0 for g in gaps)
+    assert status["records"] == len(records)
     assert "over its cap" in caplog.text
     assert (tmp_path / "spool.log").stat().st_size == status["bytes"]
     spool.close()
 
     reopened = Spool(tmp_path, max_bytes=1000)
     assert reopened.status() == status
-    assert reopened.append("k", {}) == 31
+    assert reopened.append("k", {}) == status["last_seq"] + 1
+
+
+def test_spool_with_lost_state_hands_over_under_a_new_epoch(tmp_path):
+    spool = fill(tmp_path, 3)
+    first = spool.epoch
+    assert spool.hand_over(0, None, 10)[0] == first
+    assert spool.hand_over(2, first, 10) == (first, spool.read_since(2))
+    assert spool.status()["acked_seq"] == 2
+    spool.close()
+    for name in ("spool.log", "spool.meta"):
+        (tmp_path / name).unlink()  # a wiped state directory
+    again = fill(tmp_path, 2)
+    assert again.epoch != first
+    # the hub's cursor names the old epoch at seq 2: nothing is acknowledged, all is sent
+    epoch, records = again.hand_over(2, first, 10)
+    assert epoch == again.epoch and [r["seq"] for r in records] == [1, 2]
+    assert again.status()["acked_seq"] == 0
+    # a hub from before epochs asking past this spool's numbering gets everything too
+    assert [r["seq"] for r in again.hand_over(7, None, 10)[1]] == [1, 2]
 
 
 def test_status_fields(tmp_path):
@@ -168,6 +196,7 @@ def test_status_fields(tmp_path):
     spool.acknowledge(1)
     status = spool.status()
     assert status == {
+        "epoch": spool.epoch,
         "last_seq": 2,
         "acked_seq": 1,
         "records": 1,

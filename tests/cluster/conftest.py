@@ -28,7 +28,12 @@ def fleet(tmp_path):
 def lab(tmp_path):
     """Three hubd processes, a stand-in set, five clients, for end-to-end tests."""
     cluster = LabCluster(
-        tmp_path / "lab", clients=5, election_timeout=1.0, collect_interval=1.0, sync_interval=1.0
+        tmp_path / "lab",
+        clients=5,
+        election_timeout=1.0,
+        collect_interval=1.0,
+        sync_interval=1.0,
+        state_interval=1.0,
     )
     cluster.up()
     yield cluster

@@ -21,9 +21,34 @@ from hub.config import CollectorSettings
 from hub.keystore import KeyStore
 from hub.store import HubStore
 from hubcluster.keys import ensure_key_pair, key_sha
+from hubcluster.report_kinds import (
+    INVENTORY,
+    OUTCOME,
+    inventory_payload,
+    outcome_payload,
+    promise_result,
+)
 
 SETTINGS = CollectorSettings(
     concurrency=8, connect_timeout=3, host_timeout=5, ifelapsed=0, expireafter=10, batch_size=4
+)
+
+OUTCOME_SAMPLE = outcome_payload(
+    release=None,
+    server=None,
+    exit_code=0,
+    error=None,
+    promises=[promise_result("motd", "kept", "check passed", 0.01)],
+)
+INVENTORY_SAMPLE = inventory_payload(
+    hostname="client",
+    os="Debian",
+    kernel="6.1",
+    uptime=1.0,
+    addresses=["127.0.0.1"],
+    agent_version="0",
+    policy_release=None,
+    policy_server=None,
 )
 
 
@@ -42,9 +67,8 @@ class Client:
         return self.acceptor.get_port()
 
     def produce(self, n: int) -> None:
-        """One agent run's worth of reports: a compliance record and inventories."""
-        items = [("compliance", {"outcomes": [{"name": "motd", "status": "kept"}]})]
-        items += [("inventory", {"os": "linux", "i": i}) for i in range(n - 1)]
+        """One agent run's worth of reports: an outcome and inventories, shaped as agents send."""
+        items = [(OUTCOME, OUTCOME_SAMPLE)] + [(INVENTORY, INVENTORY_SAMPLE)] * (n - 1)
         self.produced.extend(self.spool.append_many(items))
 
 

@@ -49,3 +49,46 @@ def test_scenario_failover_command_checks_itself():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 8 and all(line.startswith("ok") for line in lines)
     assert "no report lost or duplicated" in result.stderr
+
+
+def test_publish_held_by_a_majority_survives_killing_the_master_at_once(lab):
+    """hubctl publish returns once 2 of 3 hubs hold the release; the master dies right then;
+    the new master serves it, and no client ever runs an older generation."""
+    from client_agent.policy_generation import running
+    from client_agent.state import ClientState
+    from hub.masterfiles import current_release_id
+
+    def generations() -> dict[str, int | None]:
+        found = {}
+        for c in lab.fleet:
+            mine = running(ClientState(c.workdir))
+            found[c.name] = mine.generation if mine else None
+        return found
+
+    first = lab.master()
+    assert asyncio.run(lab.agent_runs()) == [0] * 5
+    assert set(generations().values()) == {1}  # the lab's sample policy
+    source = lab.directory / "policy-two"
+    source.mkdir()
+    (source / "promises.toml").write_text('[[promise]]\nname = "two"\ncheck = "true"\n')
+    out = hubctl("masterfiles", "publish", str(source), "--config", str(first.config))
+    assert out.returncode == 0, out.stderr
+    rid = out.stdout.strip().split()[-1]
+    assert f"release {rid} (generation 2) held by" in out.stderr
+    lab.kill(first.name)
+
+    wait_until(lambda: lab.master() not in (None, first), 30, 0.1, "a new master")
+    second = lab.master()
+    wait_until(
+        lambda: current_release_id(second.workdir / "masterfiles") == rid,
+        15,
+        0.2,
+        "the published release on the new master",
+    )
+    seen = [generations()]
+    for _ in range(2):
+        asyncio.run(lab.agent_runs())
+        seen.append(generations())
+    for before, after in zip(seen, seen[1:], strict=False):
+        assert all((after[c] or 0) >= (before[c] or 0) for c in before), (before, after)
+    assert set(seen[-1].values()) == {2}

@@ -3,7 +3,9 @@
 Three hubs and two clients, all `connection: local`, each under its own staging root in
 tmp_path, with packages and services switched off: the playbook renders every file it would
 put on the hosts, and these tests read them back. A second run must change nothing. The
-replset role runs against the wire-level stand-in, so its idempotence is real too.
+hubs install the plain wheel (tests/install, no extras) into their staged virtualenvs, and
+their programs are run from there. The replset role runs against the wire-level stand-in
+with that same plain install's hubctl, so its idempotence is real too.
 """
 
 from __future__ import annotations
@@ -144,11 +146,15 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory) -> Deployment:
+def deployed(tmp_path_factory, plain) -> Deployment:
     base = tmp_path_factory.mktemp("deploy")
     secrets = base / "secrets"
     hubs = {
-        name: {"hubcluster_address": ip, "hubcluster_root": str(base / name)}
+        name: {
+            "hubcluster_address": ip,
+            "hubcluster_root": str(base / name),
+            "hubcluster_install_venv": True,
+        }
         for name, ip in HUBS.items()
     }
     hubs["hub1"]["hub_nrpe"] = True
@@ -165,6 +171,13 @@ def deployed(tmp_path_factory) -> Deployment:
             "hubcluster_install_packages": False,
             "hubcluster_manage_services": False,
             "hubcluster_secrets_dir": str(secrets),
+            # The wheel tests/install built, and its dependencies, offline; bytecode is
+            # compiled on first import instead, which keeps three installs cheap.
+            "hubcluster_wheel": str(plain.wheel),
+            "hubcluster_pip_extra_args": (
+                f"--no-index --find-links {plain.wheelhouse} --no-compile"
+            ),
+            "hubcluster_python": sys.executable,
         },
     )
     # --diff -v: if a secret were not under no_log, its content would show in this output.
@@ -299,6 +312,40 @@ def test_units_run_the_right_binaries_with_the_right_config(deployed):
         assert timer["Install"]["WantedBy"] == "timers.target"
 
 
+def staged_program(deployed: Deployment, host: str, program: str, *args: str):
+    """Run a program of the virtualenv the role installed on `host` (under its root)."""
+    return subprocess.run(
+        [str(deployed.file(host, f"{VENV}/bin/{program}")), *args],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+
+
+def test_hubs_get_the_plain_install_and_its_programs_run(deployed, plain):
+    for hub in HUBS:
+        wheel = deployed.file(hub, f"{Path(VENV).parent}/wheels/{plain.wheel.name}")
+        assert wheel.read_bytes() == plain.wheel.read_bytes()
+        done = staged_program(deployed, hub, "hubctl", "--help")
+        assert done.returncode == 0 and done.stdout.startswith("Usage: hubctl"), done
+    # The three installs are alike; hub1's stands for them in the slower checks.
+    for program in ("hubd", "client-agent"):
+        done = staged_program(deployed, "hub1", program, "--help")
+        assert done.returncode == 0 and done.stdout.startswith(f"Usage: {program}"), done
+    extras = staged_program(deployed, "hub1", "python", "-c", "import mockupdb")
+    assert extras.returncode != 0, "the role installed the lab extra"
+    lab = staged_program(deployed, "hub1", "hubctl", "lab", "up")
+    assert lab.returncode == 2 and "pip install 'hubcluster[lab]'" in lab.stderr
+    # The NRPE command of hub1 (its config staged): an answer, here UNKNOWN, not a crash.
+    config = str(deployed.file("hub1", CONFIG))
+    nrpe = staged_program(deployed, "hub1", "hubctl", "check", "--config", config, "--timeout", "1")
+    assert nrpe.returncode == 3 and nrpe.stdout.startswith("HUBCLUSTER UNKNOWN - "), nrpe
+    assert "Traceback" not in nrpe.stderr
+    for client in CLIENTS:  # only the hubs are given the install in this test
+        assert not deployed.file(client, VENV).exists()
+
+
 def test_clients_get_their_agent_toml_and_pin_the_hub_key(deployed):
     keygen = subprocess.run(
         ["ssh-keygen", "-l", "-E", "sha256", "-f", str(deployed.secrets / "hub_key.pub")],
@@ -393,13 +440,10 @@ def test_no_secret_material_in_the_ansible_tree():
             assert "PRIVATE KEY-----" not in text, path
 
 
-def test_replset_role_initiates_once_from_the_first_hub(tmp_path):
+def test_replset_role_initiates_once_from_the_first_hub(tmp_path, plain):
     from hub.replset import ReplicaSet
     from hubctl.lab.standin import StandinCluster
 
-    hubctl = Path(sys.prefix) / "bin" / "hubctl"
-    if not hubctl.exists():
-        pytest.skip(f"hubctl is not installed in {sys.prefix}")
     playbook = tmp_path / "replset.yml"
     playbook.write_text(
         "- name: Replica set\n  hosts: hubs\n  gather_facts: false\n  roles:\n    - role: replset\n"
@@ -418,7 +462,7 @@ def test_replset_role_initiates_once_from_the_first_hub(tmp_path):
                 "hubcluster_install_packages": False,
                 "hubcluster_manage_services": False,
                 "hubcluster_secrets_dir": str(tmp_path / "secrets"),
-                "hubcluster_venv": sys.prefix,
+                "hubcluster_venv": str(plain.venv),  # a hub's hubctl: the plain install
                 "replset_initiate": True,
                 "replset_election_timeout": "500ms",
                 "replset_timeout": 30,
@@ -440,5 +484,7 @@ def test_replset_role_initiates_once_from_the_first_hub(tmp_path):
         assert topology.set_name == "CFEngineNova"
         assert sorted(m.name for m in topology.members) == sorted(cluster.hosts)
         priorities = {m.name: m.priority for m in topology.members}
+        names = {m.name: m.hub for m in topology.members}
+        assert names == {h: f"hub{i}" for i, h in enumerate(cluster.hosts, start=1)}
         assert priorities[cluster.hosts[0]] == 2
         assert priorities[cluster.hosts[1]] == priorities[cluster.hosts[2]] == 1

@@ -5,10 +5,19 @@ from __future__ import annotations
 import json
 
 from hub.report_records import parse_report_lines
+from hubcluster.report_kinds import OUTCOME, outcome_payload, promise_result
+
+PAYLOAD = outcome_payload(
+    release="0123456789abcdef",
+    server="127.0.0.1:5308",
+    exit_code=0,
+    error=None,
+    promises=[promise_result("motd", "kept", "check passed", 0.01)],
+)
 
 
 def line(seq, **extra):
-    record = {"seq": seq, "kind": "compliance", "time": 1.5, "payload": {"ok": True}}
+    record = {"seq": seq, "kind": OUTCOME, "time": 1.5, "payload": PAYLOAD}
     record.update(extra)
     return json.dumps(record)
 
@@ -37,7 +46,8 @@ def test_bad_record_with_a_seq_is_rejected_with_reason_and_passed():
 
 
 def test_oversized_report_is_rejected():
-    parsed = parse_report_lines(line(1, payload={"x": "y" * 5000}), since=0, max_bytes=1024)
+    big = dict(PAYLOAD, error="y" * 5000)
+    parsed = parse_report_lines(line(1, payload=big), since=0, max_bytes=1024)
     assert parsed.records == []
     assert "exceeds the limit of 1024" in parsed.rejected[0]["reason"]
 
@@ -57,3 +67,42 @@ def test_seq_going_backwards_stops_the_parse():
         parse_report_lines(line(3), since=4, max_bytes=1024).error
         == "line 1: seq 3 does not follow 4"
     )
+
+
+def promise(**changes):
+    return dict(PAYLOAD["promises"][0], **changes)
+
+
+def test_payloads_of_the_wrong_shape_are_rejected_naming_the_problem():
+    renamed = {k if k != "promises" else "outcomes": v for k, v in PAYLOAD.items()}
+    cases = [
+        (
+            line(1, kind="compliance"),
+            "unknown report kind 'compliance' (known: outcome, inventory",
+        ),
+        (line(2, payload=renamed), "outcome payload: missing promises"),
+        (line(3, payload=dict(PAYLOAD, extra=1)), "outcome payload: unknown fields extra"),
+        (
+            line(4, payload=dict(PAYLOAD, exit_code=True)),
+            "outcome payload: exit_code must be an integer, got True",
+        ),
+        (
+            line(5, payload=dict(PAYLOAD, release=5)),
+            "outcome payload: release must be a string or null, got int",
+        ),
+        (
+            line(6, payload=dict(PAYLOAD, promises=[promise(status="fine")])),
+            "outcome payload: promises[0]: status 'fine' is none of "
+            "kept, repaired, not_kept, skipped",
+        ),
+        (
+            line(7, payload=dict(PAYLOAD, promises=[promise(seconds="1")])),
+            "outcome payload: promises[0]: seconds must be a number, got str",
+        ),
+        (line(8, kind="inventory"), "inventory payload: missing hostname, os, kernel"),
+    ]
+    parsed = parse_report_lines("\n".join(text for text, _ in cases), since=0, max_bytes=4096)
+    assert parsed.records == [] and parsed.error is None
+    reasons = [r["reason"] for r in parsed.rejected]
+    for (_, expected), reason in zip(cases, reasons, strict=True):
+        assert reason.startswith(expected), reason

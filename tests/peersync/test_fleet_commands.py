@@ -10,7 +10,6 @@ import asyncssh
 import pytest
 from typer.testing import CliRunner
 
-from client_agent.hub_session import HubRefused, open_hub
 from hub.events import list_events
 from hub.key_records import REVOCATIONS
 from hub.masterfiles import current_release_id
@@ -18,6 +17,7 @@ from hub.mongo import connect
 from hub.peer_sync import apply_db_revocations
 from hub.replset import ReplicaSet
 from hub.store import HOSTS, HubStore
+from hubcluster.hub_session import HubRefused, open_hub
 from hubcluster.keys import fingerprint_from_sha, key_sha
 from hubctl.app import app
 from tests.peersync.peers import sync, write_tree
@@ -88,8 +88,11 @@ def test_publish_on_the_master_only(standin_set, store, tmp_path):
     assert current_release_id(tmp_path / "other" / "masterfiles") is None
 
     config = hub_toml(tmp_path, standin_set, f"hub{master}", tmp_path / "master")
-    result = cli("masterfiles", "publish", str(src), "--config", config)
-    assert result.exit_code == 0, result.output
+    # No hubd runs here, so no other hub takes it: served, but not durable, and said so.
+    result = cli("masterfiles", "publish", str(src), "--config", config, "--wait-timeout", "1s")
+    assert result.exit_code == 1, result.output
+    assert f"generation 1) held by hub{master} (1 of 3 hubs" in result.output
+    assert "fewer than the 2 needed after 1s" in result.output
     rid = result.stdout.strip()
     assert rid == current_release_id(tmp_path / "master" / "masterfiles")
     [state] = [s for s in store.hub_states() if s["_id"] == f"hub{master}"]

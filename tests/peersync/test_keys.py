@@ -9,9 +9,9 @@ import logging
 import asyncssh
 import pytest
 
-from client_agent.hub_session import HubRefused, open_hub
 from hub import ssh_service
 from hub.ssh_auth import Role
+from hubcluster.hub_session import HubRefused, open_hub
 from hubcluster.keys import key_sha, ppkey_filename
 from hubcluster.messages import KeysReply, MessageError
 from tests.peersync.peers import sync

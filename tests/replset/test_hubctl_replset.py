@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -26,7 +27,8 @@ def status_json(uri: str) -> tuple[int, dict]:
 
 
 def test_init_replset_then_status_json(standin):
-    members = [arg for h in standin.hosts for arg in ("--member", h)]
+    named = [f"hub{i}={h}" for i, h in enumerate(standin.hosts, 1)]
+    members = [arg for m in named for arg in ("--member", m)]
     direct = f"mongodb://{standin.hosts[0]}/?directConnection=true"
     result = hubctl("init-replset", *members, "--election-timeout", "500ms", "--mongo", direct)
     assert result.exit_code == 0, result.output
@@ -36,12 +38,18 @@ def test_init_replset_then_status_json(standin):
     other = hubctl("init-replset", *members[:4])
     assert other.exit_code == 1
     assert f"it also has {standin.hosts[2]}" in other.stderr
+    renamed = hubctl("init-replset", "--member", f"hub9={standin.hosts[0]}", *members[2:])
+    assert renamed.exit_code == 1
+    assert f"{standin.hosts[0]} is hub1, not hub9" in renamed.stderr
     code, doc = status_json(standin.uri)
     assert code == 0
     assert doc["set"] == "CFEngineNova" and doc["primary"] in standin.hosts
     assert [set(m) for m in doc["members"]] == [
-        {"name", "state", "health", "priority", "lag_seconds", "frozen_until"}
+        {"name", "hub", "hidden", "state", "health", "priority", "lag_seconds", "frozen_until"}
     ] * 3
+    assert {m["name"]: m["hub"] for m in doc["members"]} == {
+        h: f"hub{i}" for i, h in enumerate(standin.hosts, 1)
+    }
 
 
 def test_status_exit_codes_follow_health(replset):
@@ -78,27 +86,40 @@ def test_config_file_gives_the_cluster(replset, tmp_path):
 
 
 def test_stepdown_to_and_freeze_unfreeze(replset):
+    """Members are named by hub name or by address, and shown with both."""
     code, doc = status_json(replset.uri)
-    target = next(m["name"] for m in doc["members"] if m["state"] == "SECONDARY")
-    result = hubctl("stepdown", "--to", target, "--seconds", "30", "--mongo", replset.uri)
+    target = next(m for m in doc["members"] if m["state"] == "SECONDARY")
+    label = f"{target['hub']} ({target['name']})"
+    result = hubctl("stepdown", "--to", target["hub"], "--seconds", "30", "--mongo", replset.uri)
     assert result.exit_code == 0, result.output
-    assert f"{target} is primary" in result.stdout
-    assert status_json(replset.uri)[1]["primary"] == target
+    assert f"{label} is primary" in result.stdout
+    assert status_json(replset.uri)[1]["primary"] == target["name"]
     other = next(
-        m["name"] for m in doc["members"] if m["name"] != target and m["state"] == "SECONDARY"
+        m for m in doc["members"] if m["name"] != target["name"] and m["state"] == "SECONDARY"
     )
-    assert hubctl("freeze", other, "5m", "--mongo", replset.uri).exit_code == 0
+    frozen = hubctl("freeze", other["hub"], "5m", "--mongo", replset.uri)
+    assert frozen.exit_code == 0 and f"{other['hub']} ({other['name']}) frozen" in frozen.stdout
     frozen = {m["name"]: m["frozen_until"] for m in status_json(replset.uri)[1]["members"]}
-    assert frozen[other] is not None
-    assert hubctl("unfreeze", other, "--mongo", replset.uri).exit_code == 0
+    assert frozen[other["name"]] is not None
+    assert hubctl("unfreeze", other["name"], "--mongo", replset.uri).exit_code == 0
     assert all(m["frozen_until"] is None for m in status_json(replset.uri)[1]["members"])
     plain = hubctl("stepdown", "--seconds", "30", "--mongo", replset.uri)
-    assert plain.exit_code == 0 and f"{target} stepped down" in plain.stdout
+    assert plain.exit_code == 0 and f"{label} stepped down" in plain.stdout
+
+
+def test_status_table_shows_hub_name_and_address_together(replset):
+    table = hubctl("status", "--mongo", replset.uri).stdout
+    for i, host in enumerate(replset.hosts, 1):
+        row = next(line for line in table.splitlines() if host in line)
+        assert f"hub{i}" in row
+    assert "primary: hub" in table
 
 
 def test_maintenance_window_shows_in_status(replset):
-    primary = status_json(replset.uri)[1]["primary"]
-    result = hubctl("maintenance", "start", primary, "--for", "4h", "--mongo", replset.uri)
+    doc = status_json(replset.uri)[1]
+    primary = doc["primary"]
+    hub = next(m["hub"] for m in doc["members"] if m["name"] == primary)
+    result = hubctl("maintenance", "start", hub, "--for", "4h", "--mongo", replset.uri)
     assert result.exit_code == 0, result.output
     code, doc = status_json(replset.uri)
     assert doc["maintenance"]["member"] == primary
@@ -113,8 +134,10 @@ def test_maintenance_window_shows_in_status(replset):
         (["freeze", "{primary}", "60"], 1, "cannot freeze node when primary"),
         (["freeze", "127.0.0.1:1", "60"], 1, "127.0.0.1:1 is not a member of the set"),
         (["freeze", "{primary}", "soon"], 2, "not a duration: 'soon'"),
-        (["freeze", "nohost", "60"], 2, "has no port"),
-        (["maintenance", "start", "{primary}", "--for", "0"], 2, "--for must be longer than 0"),
+        (["freeze", "nohost", "60"], 1, "nohost is not a member of the set (members: hub1 ("),
+        (["freeze", "no host", "60"], 2, "expected a hub name (hub1) or HOST:PORT"),
+        (["freeze", "nohost:", "60"], 2, "member"),
+        (["maintenance", "start", "{primary}", "--for", "0"], 2, "'--for': '0' is out of range"),
         (["stepdown", "--seconds", "5", "--catch-up", "10"], 2, "--catch-up must be shorter"),
     ],
 )
@@ -161,3 +184,32 @@ def test_unreachable_cluster_and_bad_uri_from_a_real_shell():
     assert "Traceback" not in down.stderr
     nothing = subprocess.run(cmd + ["status"], capture_output=True, text=True, env=env, timeout=60)
     assert nothing.returncode == 2 and "no cluster given" in nothing.stderr
+
+
+def test_wrong_set_name_is_one_line_exit_3_within_the_timeout(standin_set):
+    """A URI naming another set fails at once, naming both sets, instead of showing the
+    members under the real name and exiting 0."""
+    hosts = ",".join(standin_set.hosts)
+    cmd = [sys.executable, "-c", "from hubctl.app import main; main()"]
+    started = time.monotonic()
+    result = subprocess.run(
+        cmd + ["status", "--mongo", f"mongodb://{hosts}/?replicaSet=Wrong", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert "replicaSet=Wrong" in lines[0] and "set CFEngineNova" in lines[0]
+    # Bounded, not a speed claim: the whole run must stay within the selection timeout.
+    assert took < 5.0
+    check = subprocess.run(
+        cmd + ["check", "--mongo", f"mongodb://{hosts}/?replicaSet=Wrong", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 3 and "HUBCLUSTER UNKNOWN - wrong replica-set name" in check.stdout

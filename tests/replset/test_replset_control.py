@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from hub.replset import ReplicaSet, ReplsetError
@@ -90,12 +92,12 @@ def test_stepdown_with_no_electable_secondary_fails_clearly(rs):
 
 def test_switchover_to_a_named_member(rs):
     topo = rs.topology()
-    target = [m.name for m in topo.members if m.name != topo.primary][-1]
-    steps = rs.switchover(target, seconds=30, catch_up=5, timeout=20)
+    view = [m for m in topo.members if m.name != topo.primary][-1]
+    steps = rs.switchover(view.hub, seconds=30, catch_up=5, timeout=20)
     assert steps[-1].startswith("unfroze")
-    assert f"{target} is primary" in steps
+    assert f"{view.hub} ({view.name}) is primary" in steps
     after = rs.topology()
-    assert after.primary == target
+    assert after.primary == view.name
     assert all(m.frozen_until is None for m in after.members)
 
 
@@ -114,3 +116,34 @@ def test_maintenance_freezes_secondaries_and_end_lifts_it(rs):
     assert all(m.frozen_until is None for m in topo.members)
     rs.stepdown(seconds=10, catch_up=2)
     assert rs.wait_for_primary(10, exclude=primary) != primary
+
+
+def test_a_config_that_cannot_be_read_is_an_error_not_default_priorities(standin_set):
+    """The member that answered replSetGetStatus dies before it gives its config: the caller
+    is told, instead of every priority showing as 1 and every hub name missing."""
+    rs = ReplicaSet(standin_set.uri, timeout=1.0)
+    try:
+        status = rs.client.admin.command("replSetGetStatus")
+        me = next(m["name"] for m in status["members"] if m.get("self"))
+        standin_set.kill(me)
+        with pytest.raises(ReplsetError, match=f"replSetGetConfig on {me}"):
+            rs._config_from(status)
+    finally:
+        rs.close()
+
+
+def test_an_event_no_primary_takes_is_a_warning(standin_set, caplog):
+    primary = standin_set.primary()
+    left, other = [h for h in standin_set.hosts if h != primary]
+    standin_set.kill(primary)
+    standin_set.kill(other)
+    rs = ReplicaSet(standin_set.uri, timeout=1.0)
+    try:
+        wait_until(lambda: rs.topology().primary is None, 15, 0.2, "no primary")
+        with caplog.at_level(logging.WARNING, logger="hub.replset"):
+            rs.freeze(left, 30)
+    finally:
+        rs.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("timeline event 'freeze' not recorded" in w for w in warnings), warnings
+    assert any(f"freeze of {left} not recorded" in w for w in warnings), warnings

@@ -9,8 +9,8 @@ import os
 import asyncssh
 import pytest
 
-from client_agent.hub_session import HubRefused, open_hub
 from hub.masterfiles import releases_dir
+from hubcluster.hub_session import HubRefused, open_hub
 from hubcluster.keys import key_sha
 from hubcluster.messages import MasterInfo, RegisterReply, RegisterRequest
 
@@ -203,8 +203,8 @@ def test_sftp_refused_to_unregistered_keys(make_hubs):
 
     async def scenario() -> None:
         async with open_hub(hubs.addresses[0], new_key(), hubs.hub_key, 5.0) as session:
-            with pytest.raises(Exception, match="sftp"):
-                async with session.sftp():
-                    pass
+            async with session.sftp() as sftp:
+                with pytest.raises(asyncssh.SFTPPermissionDenied, match="registered clients"):
+                    await sftp.listdir(".")
 
     asyncio.run(scenario())

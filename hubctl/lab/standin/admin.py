@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bson import ObjectId
+from bson.int64 import Int64
 
 from hubctl.lab.standin.errors import CommandError, not_yet_initialized
 from hubctl.lab.standin.model import (
     DOWN,
     PRIMARY,
     SECONDARY,
-    STARTUP,
     STATE_STR,
     Member,
     ReplicaSetModel,
@@ -20,12 +20,50 @@ from hubctl.lab.standin.model import (
     _optime_doc,
 )
 
+if TYPE_CHECKING:
+    from hubctl.lab.standin.server import MemberServer
+
 MAX_WIRE_VERSION = 21  # MongoDB 7.0; pymongo 4.20 refuses servers below 9
+MAX_AWAIT_SECONDS = 600.0  # a hello never waits longer than this, whatever it asks
 
 
 def election_id(term: int) -> ObjectId:
     # mongod's electionId is 7fffffff followed by the term, so newer terms compare greater.
     return ObjectId(f"7fffffff{term:016x}")
+
+
+def in_config(model: ReplicaSetModel, m: Member) -> bool:
+    return model.config is not None and m.in_config
+
+
+def awaitable_hello(server: MemberServer, cmd: dict[str, Any], legacy: bool) -> dict[str, Any]:
+    """hello, which waits up to maxAwaitTimeMS for a topology change when the client's
+    topologyVersion is current, so a streaming driver monitor learns of an election at once."""
+    model = server.model
+    known = cmd.get("topologyVersion")
+    max_wait = cmd.get("maxAwaitTimeMS")
+    with model.lock:
+        m = model.member(server.name)
+        if isinstance(known, dict) and isinstance(max_wait, int) and max_wait >= 0:
+            if known.get("processId") == server.process_id:
+                deadline = time.monotonic() + min(max_wait / 1000.0, MAX_AWAIT_SECONDS)
+                while (
+                    model.topology_version == int(known.get("counter", -1))
+                    and m.alive
+                    and not model.closed
+                    and server.running
+                ):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    model.changed.wait(min(left, 0.5))  # releases the lock while it waits
+        doc = hello(model, m, legacy)
+        doc["topologyVersion"] = {
+            "processId": server.process_id,
+            "counter": Int64(model.topology_version),
+        }
+        doc["connectionId"] = server.stats.total
+        return doc
 
 
 def hello(model: ReplicaSetModel, m: Member, legacy: bool) -> dict[str, Any]:
@@ -46,27 +84,31 @@ def hello(model: ReplicaSetModel, m: Member, legacy: bool) -> dict[str, Any]:
         "helloOk": True,
         "ok": 1,
     }
-    if model.config is None:
+    if not in_config(model, m):
         doc.update(isreplicaset=True, info="Does not have a valid replica set config")
         return doc
-    members = model.config["members"]
+    cfg = model.config
+    members = cfg["members"]
+    visible = [c for c in members if not c.get("hidden")]
     doc.update(
-        setName=model.config["_id"],
-        setVersion=model.config["version"],
-        hosts=[c["host"] for c in members if c.get("priority", 1) > 0],
-        me=m.name,
+        setName=cfg["_id"],
+        setVersion=cfg["version"],
+        hosts=[c["host"] for c in visible if _priority(c) > 0],
+        me=m.host,
     )
-    passives = [c["host"] for c in members if c.get("priority", 1) == 0]
+    passives = [c["host"] for c in visible if _priority(c) == 0]
     if passives:
         doc["passives"] = passives
     primary = model.primary_seen_by(m)
     if primary is not None:
-        doc["primary"] = primary.name
+        doc["primary"] = primary.host
     if m.state == PRIMARY:
         doc[writable] = True
         doc["electionId"] = election_id(m.election_term)
     elif m.state == SECONDARY:
         doc["secondary"] = True
+    if m.tags:
+        doc["tags"] = dict(m.tags)
     # A primary writes a no-op every 10 s when idle, so its lastWriteDate is always recent; a
     # caught-up secondary matches it. Only a member that missed writes reports an old date.
     caught_up = primary is not None and m.last_optime >= primary.last_optime
@@ -81,141 +123,128 @@ def hello(model: ReplicaSetModel, m: Member, legacy: bool) -> dict[str, Any]:
     return doc
 
 
-def _config_doc(model: ReplicaSetModel) -> dict[str, Any]:
+def _priority(c: dict[str, Any]) -> float:
+    return float(c.get("priority", 1))
+
+
+def config_doc(model: ReplicaSetModel) -> dict[str, Any]:
+    """The config as replSetGetConfig shows it: every member field mongod fills in."""
     cfg = model.config
     assert cfg is not None
-    members = []
-    for c in cfg["members"]:
-        members.append(
-            {
-                "_id": c["_id"],
-                "host": c["host"],
-                "arbiterOnly": False,
-                "buildIndexes": True,
-                "hidden": False,
-                "priority": c.get("priority", 1),
-                "tags": {},
-                "secondaryDelaySecs": 0,
-                "votes": c.get("votes", 1),
-            }
-        )
+    members = [
+        {
+            "_id": c["_id"],
+            "host": c["host"],
+            "arbiterOnly": False,
+            "buildIndexes": True,
+            "hidden": bool(c.get("hidden", False)),
+            "priority": c.get("priority", 1),
+            "tags": dict(c.get("tags") or {}),
+            "secondaryDelaySecs": Int64(c.get("secondaryDelaySecs", 0)),
+            "votes": c.get("votes", 1),
+        }
+        for c in cfg["members"]
+    ]
     settings = {
-        "electionTimeoutMillis": int(model.election_timeout * 1000),
+        "chainingAllowed": True,
         "heartbeatIntervalMillis": 2000,
+        "heartbeatTimeoutSecs": 10,
+        "catchUpTimeoutMillis": -1,
+        "catchUpTakeoverDelayMillis": 30000,
+        "getLastErrorModes": {},
+        "getLastErrorDefaults": {"w": 1, "wtimeout": 0},
+        **(cfg.get("settings") or {}),
+        "electionTimeoutMillis": int(model.election_timeout * 1000),
+        "replicaSetId": cfg["replicaSetId"],
     }
     return {
         "_id": cfg["_id"],
         "version": cfg["version"],
         "term": model.term,
-        "protocolVersion": 1,
+        "protocolVersion": Int64(1),
+        "writeConcernMajorityJournalDefault": True,
         "members": members,
         "settings": settings,
     }
 
 
-def initiate(model: ReplicaSetModel, m: Member, config: Any) -> dict[str, Any]:
-    if model.config is not None:
-        raise CommandError(23, "AlreadyInitialized", "already initialized")
-    if not isinstance(config, dict) or not isinstance(config.get("members"), list):
-        raise CommandError(
-            93, "InvalidReplicaSetConfig", "replSetInitiate needs a config document with members"
-        )
-    if config.get("_id") != model.set_name:
-        raise CommandError(
-            93,
-            "InvalidReplicaSetConfig",
-            f"Attempting to initiate a replica set with name {config.get('_id')}, but command "
-            f"line reports {model.set_name}; rejecting",
-        )
-    hosts = [c.get("host") for c in config["members"]]
-    if m.name not in hosts:
-        raise CommandError(
-            93,
-            "InvalidReplicaSetConfig",
-            f"No host described in new configuration with version 1 for replica set "
-            f"{model.set_name} maps to this node",
-        )
-    known = {x.name: x for x in model.members}
-    failed = [h for h in hosts if h not in known or not model.sees(m, known[h])]
-    if failed:
-        detail = "; ".join(f"{h} failed with Connection refused" for h in failed)
-        raise CommandError(
-            74,
-            "NodeNotFound",
-            "replSetInitiate quorum check failed because not all proposed set members "
-            f"responded affirmatively: {detail}",
-        )
-    if len(set(hosts)) != len(hosts):
-        raise CommandError(
-            103, "NewReplicaSetConfigurationIncompatible", "duplicate host in members"
-        )
-    settings = config.get("settings") or {}
-    if "electionTimeoutMillis" in settings:
-        model.election_timeout = float(settings["electionTimeoutMillis"]) / 1000.0
-    model.config = {"_id": config["_id"], "version": 1, "members": config["members"]}
-    now = time.time()
-    for c in config["members"]:
-        x = known[c["host"]]
-        x.priority = float(c.get("priority", 1))
-        x.votes = int(c.get("votes", 1))
-        x.state = SECONDARY if x.alive else DOWN
-        x.primary_seen_at = now
-    for x in model.members:
-        if x.name not in hosts:
-            x.state = STARTUP
-    model.tick(now, handoff=True)
-    return {"ok": 1}
+def get_config(model: ReplicaSetModel, m: Member) -> dict[str, Any]:
+    if not in_config(model, m):
+        raise not_in_set(model)
+    return {"config": config_doc(model), "ok": 1}
 
 
-def get_config(model: ReplicaSetModel) -> dict[str, Any]:
+def not_in_set(model: ReplicaSetModel) -> CommandError:
     if model.config is None:
-        raise not_yet_initialized()
-    return {"config": _config_doc(model), "ok": 1}
+        return not_yet_initialized()
+    return CommandError(
+        93,
+        "InvalidReplicaSetConfig",
+        "Our replica set config is invalid or we are not a member of it",
+    )
 
 
 def get_status(model: ReplicaSetModel, m: Member) -> dict[str, Any]:
-    if model.config is None:
-        raise not_yet_initialized()
+    if not in_config(model, m):
+        raise not_in_set(model)
     now = time.time()
+    cfg = model.config
+    ids = {c["host"]: c["_id"] for c in cfg["members"]}
+    primary = model.primary_seen_by(m)
     rows = []
     for x in model.members:
-        if x.state == STARTUP:
+        if not x.in_config:
             continue
         seen = model.sees(m, x)
         entry = x.oplog[-1] if (seen and x.oplog) else None
+        optime = _optime_doc(entry)
+        wall = _date(entry.wall if entry else 0)
         row: dict[str, Any] = {
-            "_id": x.index,
-            "name": x.name,
+            "_id": ids.get(x.host, x.index),
+            "name": x.host,
             "health": 1.0 if seen else 0.0,
             "state": x.state if seen else DOWN,
             "stateStr": STATE_STR[x.state] if seen else STATE_STR[DOWN],
             "uptime": int(now - x.started_at) if seen else 0,
-            "optime": _optime_doc(entry),
-            "optimeDate": _date(entry.wall if entry else 0),
-            "configVersion": 1,
+            "optime": optime,
+            "optimeDurable": optime,
+            "optimeDate": wall,
+            "optimeDurableDate": wall,
+            "lastAppliedWallTime": wall,
+            "lastDurableWallTime": wall,
+            "syncSourceHost": primary.host if (seen and primary and x is not primary) else "",
+            "configVersion": cfg["version"],
+            "configTerm": model.term,
         }
         if x is m:
             row["self"] = True
         else:
             row["lastHeartbeat"] = _date(now)
+            row["pingMs"] = Int64(0)
         if seen and x.state == PRIMARY:
             row["electionTime"] = _optime_doc(entry)["ts"]
             row["electionDate"] = _date(x.election_time)
         rows.append(row)
+    voters = len(model.voters())
     return {
-        "set": model.config["_id"],
+        "set": cfg["_id"],
         "date": _date(now),
         "myState": m.state,
         "term": model.term,
-        "heartbeatIntervalMillis": 2000,
+        "syncSourceHost": primary.host if (primary and primary is not m) else "",
+        "heartbeatIntervalMillis": Int64(2000),
+        "majorityVoteCount": voters // 2 + 1,
+        "writeMajorityCount": voters // 2 + 1,
+        "votingMembersCount": voters,
+        "writableVotingMembersCount": voters,
         "members": rows,
         "ok": 1,
     }
 
 
 def freeze(model: ReplicaSetModel, m: Member, seconds: Any) -> dict[str, Any]:
-    if model.config is None:
-        raise not_yet_initialized()
+    if not in_config(model, m):
+        raise not_in_set(model)
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
         raise CommandError(
             2, "BadValue", f"replSetFreeze takes a number of seconds, got {seconds!r}"
@@ -237,8 +266,8 @@ def freeze(model: ReplicaSetModel, m: Member, seconds: Any) -> dict[str, Any]:
 
 
 def step_down(model: ReplicaSetModel, m: Member, cmd: dict[str, Any]) -> dict[str, Any]:
-    if model.config is None:
-        raise not_yet_initialized()
+    if not in_config(model, m):
+        raise not_in_set(model)
     seconds = float(cmd.get("replSetStepDown") or 60)
     catch_up = float(cmd.get("secondaryCatchUpPeriodSecs", 10))
     if catch_up >= seconds:
@@ -246,7 +275,7 @@ def step_down(model: ReplicaSetModel, m: Member, cmd: dict[str, Any]) -> dict[st
             2, "BadValue", "stepdown period must be longer than secondaryCatchUpPeriodSecs"
         )
     if m.state != PRIMARY:
-        raise CommandError(189, "PrimarySteppedDown", "not primary so can't step down")
+        raise CommandError(10107, "NotWritablePrimary", "not primary so can't step down")
     deadline = time.time() + catch_up
     while True:
         now = time.time()
@@ -267,7 +296,7 @@ def step_down(model: ReplicaSetModel, m: Member, cmd: dict[str, Any]) -> dict[st
             )
         model.changed.wait(0.02)
         if m.state != PRIMARY:
-            raise CommandError(189, "PrimarySteppedDown", "not primary so can't step down")
+            raise CommandError(10107, "NotWritablePrimary", "not primary so can't step down")
     m.stepdown_until = time.time() + seconds
     model._step_down(m, f"replSetStepDown for {seconds:g}s")
     # mongod hands off to a caught-up secondary at once instead of waiting for a timeout.

@@ -8,6 +8,8 @@ import time
 from hubctl.lab.standin.model import ReplicaSetModel
 from hubctl.lab.standin.server import MemberServer
 
+STATE_NAMES = {0: "STARTUP", 1: "PRIMARY", 2: "SECONDARY", 8: "DOWN", 10: "REMOVED"}
+
 log = logging.getLogger("hubcluster.standin")
 
 
@@ -55,10 +57,11 @@ class StandinCluster:
         log.info("stand-in: %s", message)
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
+        # The model first: it wakes requests waiting on it, so no connection thread lingers.
         if self.model is not None:
             self.model.stop()
+        for server in self.servers:
+            server.stop()
 
     def __enter__(self) -> StandinCluster:
         return self.start()
@@ -130,7 +133,7 @@ class StandinCluster:
                         "name": m.name,
                         "alive": m.alive,
                         "isolated": m.isolated,
-                        "state": {0: "STARTUP", 1: "PRIMARY", 2: "SECONDARY", 8: "DOWN"}[m.state],
+                        "state": STATE_NAMES[m.state],
                         "oplog": len(m.oplog),
                     }
                     for m in self.model.members

@@ -93,14 +93,14 @@ class IndexedCollection(mongomock.Collection):
                 or index.get("partialFilterExpression") is not None
                 or any(self._holds(i, fields, None) for i in table.get(None, ()))
             ):
-                self._ensure_unique_by_scan(new_data, index, fields)
+                self._ensure_unique_by_scan(name, new_data, index, fields)
                 continue
             holders = table.setdefault(key, set())
             holders.add(new_data["_id"])
             live = [i for i in holders if self._holds(i, fields, key)]
             holders.intersection_update(live)
             if len(live) > 1:
-                raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+                raise _duplicate(name, index, new_data)
 
     # ----- the hash of unique keys ---------------------------------------------------------
     def _hash(self, name: str, index: dict, fields: list[str]) -> dict[tuple | None, set]:
@@ -117,7 +117,9 @@ class IndexedCollection(mongomock.Collection):
         doc = self._store._documents.get(doc_id, _MISSING)
         return doc is not _MISSING and _key_of(doc, fields) == key
 
-    def _ensure_unique_by_scan(self, new_data: dict, index: dict, fields: list[str]) -> None:
+    def _ensure_unique_by_scan(
+        self, name: str, new_data: dict, index: dict, fields: list[str]
+    ) -> None:
         # mongomock's own rule, for keys a hash cannot hold (arrays, subdocuments, partial).
         spec: dict[str, Any] = {}
         for field in fields:
@@ -128,7 +130,20 @@ class IndexedCollection(mongomock.Collection):
         if index.get("partialFilterExpression") is not None:
             spec = {"$and": [index["partialFilterExpression"], spec]}
         if len(list(super()._iter_documents(spec))) > 1:
-            raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+            raise _duplicate(name, index, new_data)
+
+
+def _duplicate(name: str, index: dict, doc: dict) -> DuplicateKeyError:
+    """The error with what mongod names in it: the index, its key pattern, the clashing key."""
+    pattern = {key: direction for key, direction in index["key"]}
+    value = {}
+    for field in pattern:
+        try:
+            value[field] = helpers.get_value_by_dot(doc, field)
+        except KeyError:
+            value[field] = None
+    details = {"index": name, "keyPattern": pattern, "keyValue": value}
+    return DuplicateKeyError("E11000 Duplicate Key Error", 11000, details)
 
 
 def collection(client: mongomock.MongoClient, db: str, name: str) -> IndexedCollection:

@@ -24,16 +24,20 @@ from hubctl.lab.standin.errors import (
     interrupted_by_state_change,
     not_primary,
     not_yet_initialized,
+    shutting_down,
+    unknown_write_concern,
+    unsatisfiable_write_concern,
     write_concern_timeout,
 )
 from hubctl.lab.standin.storage import Entry, MemberStore
 
-STARTUP, PRIMARY, SECONDARY, DOWN = 0, 1, 2, 8
+STARTUP, PRIMARY, SECONDARY, DOWN, REMOVED = 0, 1, 2, 8, 10
 STATE_STR = {
     STARTUP: "STARTUP",
     PRIMARY: "PRIMARY",
     SECONDARY: "SECONDARY",
     DOWN: "(not reachable/healthy)",
+    REMOVED: "REMOVED",
 }
 TICK = 0.02
 
@@ -50,10 +54,15 @@ class OplogEntry:
         return (self.term, self.counter)
 
 
-@dataclass
+@dataclass(eq=False)  # a member is itself: compared and hashed by identity
 class Member:
     index: int
     name: str
+    # The address the set's config gives this member (clients see it); `name` stays the
+    # 127.0.0.1 address the stand-in listens on.
+    host: str = ""
+    in_config: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
     store: MemberStore = field(default_factory=MemberStore)
     alive: bool = True
     isolated: bool = False
@@ -69,6 +78,9 @@ class Member:
     election_term: int = 0
     started_at: float = field(default_factory=time.time)
     oplog: list[OplogEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.host = self.host or self.name
 
     @property
     def last_optime(self) -> tuple[int, int]:
@@ -106,6 +118,10 @@ class ReplicaSetModel:
         self.config: dict[str, Any] | None = None
         self.term = 0
         self.counter = 0
+        # hello's topologyVersion.counter: every event a client could see bumps it, which
+        # answers the awaitable hellos waiting on `changed`.
+        self.topology_version = 0
+        self.closed = False
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self._on_event = on_event or (lambda _msg: None)
@@ -115,8 +131,11 @@ class ReplicaSetModel:
 
     # ----- topology -----------------------------------------------------------------------
     def member(self, name_or_index: str | int) -> Member:
+        wanted = str(name_or_index)
+        if wanted.startswith("localhost:"):
+            wanted = "127.0.0.1:" + wanted.split(":", 1)[1]
         for m in self.members:
-            if str(name_or_index) in (m.name, str(m.index)):
+            if wanted in (m.name, m.host, str(m.index)):
                 return m
         names = ", ".join(m.name for m in self.members)
         raise KeyError(f"no member {name_or_index!r} (members: {names})")
@@ -129,15 +148,19 @@ class ReplicaSetModel:
     def component(self, m: Member) -> list[Member]:
         return [o for o in self.members if self.sees(m, o)]
 
+    def voters(self) -> list[Member]:
+        return [m for m in self.members if m.in_config and m.votes]
+
     def has_majority(self, group: list[Member]) -> bool:
-        total = sum(m.votes for m in self.members)
-        return sum(m.votes for m in group) * 2 > total
+        total = sum(m.votes for m in self.voters())
+        return sum(m.votes for m in group if m.in_config) * 2 > total
 
     def primary_seen_by(self, m: Member) -> Member | None:
         primaries = [o for o in self.component(m) if o.state == PRIMARY]
         return max(primaries, key=lambda o: o.election_time, default=None)
 
     def _event(self, msg: str) -> None:
+        self.topology_version += 1
         self._on_event(msg)
         self.changed.notify_all()
 
@@ -157,7 +180,7 @@ class ReplicaSetModel:
             if not m.alive:
                 m.alive = True
                 m.started_at = time.time()
-                m.state = STARTUP if self.config is None else SECONDARY
+                m.state = SECONDARY if m.in_config else (REMOVED if self.config else STARTUP)
                 m.primary_seen_at = time.time()
                 self._event(f"{m.name} revived")
             return m
@@ -294,6 +317,7 @@ class ReplicaSetModel:
                 raise not_yet_initialized()
             if m.state != PRIMARY:
                 raise not_primary()
+            satisfied = self._write_concern_rule(write_concern)
             reply, entries = op(m.store)
             if not entries:
                 return reply
@@ -301,37 +325,61 @@ class ReplicaSetModel:
             m.oplog.append(OplogEntry(self.term, self.counter, time.time(), entries))
             written = m.oplog[-1]
             self._replicate()
-            need = self._acks_needed(write_concern)
+            if isinstance(satisfied, dict):
+                # mongod applies the write, then reports the concern it can never meet.
+                reply["writeConcernError"] = satisfied
+                return reply
             wtimeout = float((write_concern or {}).get("wtimeout") or 0) / 1000.0
             deadline = time.time() + wtimeout if wtimeout else None
-            while self._acks(written) < need:
+            # Condition.wait releases the lock: other connections are served while this waits.
+            while not satisfied(self._holders(written)):
                 if m.state != PRIMARY or not m.alive:
                     raise interrupted_by_state_change()
+                if self.closed:
+                    raise shutting_down()
                 if deadline is not None and time.time() >= deadline:
                     reply["writeConcernError"] = write_concern_timeout()
                     break
                 self.changed.wait(TICK)
             return reply
 
-    def _acks_needed(self, write_concern: dict | None) -> int:
+    def _write_concern_rule(self, write_concern: dict | None) -> Any:
+        """A test of the members holding a write, or the writeConcernError it can never avoid."""
         w = (write_concern or {}).get("w", 1)
         if w == "majority":
-            return sum(x.votes for x in self.members) // 2 + 1
-        return int(w) if isinstance(w, int) else 1
+            need = sum(x.votes for x in self.voters()) // 2 + 1
+            return lambda holders: sum(1 for x in holders if x.votes) >= need
+        if isinstance(w, int) and not isinstance(w, bool):
+            bearing = sum(1 for x in self.members if x.in_config)
+            if w > bearing:
+                return unsatisfiable_write_concern("Not enough data-bearing nodes")
+            return lambda holders: len(holders) >= w
+        modes = ((self.config or {}).get("settings") or {}).get("getLastErrorModes") or {}
+        if not isinstance(w, str) or w not in modes:
+            return unknown_write_concern(w)
+        mode = modes[w]
 
-    def _acks(self, entry: OplogEntry) -> int:
-        count = 0
+        def tagged(holders: list[Member]) -> bool:
+            return all(
+                len({x.tags[tag] for x in holders if tag in x.tags}) >= int(count)
+                for tag, count in mode.items()
+            )
+
+        return tagged
+
+    def _holders(self, entry: OplogEntry) -> list[Member]:
+        held = []
         for m in self.members:
             index = len(m.oplog) - 1
             while index >= 0 and m.oplog[index].optime > entry.optime:
                 index -= 1
-            if m.alive and index >= 0 and m.oplog[index].optime == entry.optime:
-                count += 1
-        return count
+            if m.alive and m.in_config and index >= 0 and m.oplog[index].optime == entry.optime:
+                held.append(m)
+        return held
 
     def readable(self, name: str, secondary_ok: bool) -> Member:
         m = self.member(name)
-        if self.config is None and not secondary_ok:
+        if (self.config is None or not m.in_config) and not secondary_ok:
             raise not_yet_initialized()
         if m.state != PRIMARY and not secondary_ok:
             raise CommandError(
@@ -340,5 +388,8 @@ class ReplicaSetModel:
         return m
 
     def stop(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.changed.notify_all()
         self._stop.set()
         self._ticker.join(timeout=2)

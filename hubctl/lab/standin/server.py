@@ -1,43 +1,56 @@
-"""One stand-in member on the wire: mockupdb receives each request, this answers it."""
+"""One stand-in member on the wire: a thread per connection, as mongod serves connections.
+
+mockupdb parses each request and formats each reply; the listening socket and the connection
+threads are ours, because mockupdb answers every connection of a server under one lock, so
+one request that waits (a write concern, a stepdown, an awaitable `hello`) would silence the
+member for everyone, driver monitors included.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
+import struct
+import threading
 from typing import Any
 
-from mockupdb import OP_MSG_FLAGS, MockupDB, OpMsg
+import bson
+from bson import ObjectId
+from mockupdb import OP_MSG_FLAGS, OpMsg, mock_server_receive_request
 
-from hubctl.lab.standin import admin
+from hubctl.lab.standin.admin import awaitable_hello
+from hubctl.lab.standin.commands import dispatch
 from hubctl.lab.standin.errors import CommandError
 from hubctl.lab.standin.model import ReplicaSetModel
-from hubctl.lab.standin.storage import READS, WRITES
+from hubctl.lab.standin.server_stats import ServerStats
 
 log = logging.getLogger("hubcluster.standin")
 
-BUILD_INFO = {
-    "version": "7.0.0-standin",
-    "versionArray": [7, 0, 0, 0],
-    "gitVersion": "standin",
-    "bits": 64,
-    "maxBsonObjectSize": 16 * 1024 * 1024,
-    "ok": 1,
-}
-# Fields that ride along on every command and mean nothing to the stand-in's storage.
-_ENVELOPE = (
-    "lsid",
-    "txnNumber",
-    "$clusterTime",
-    "$db",
-    "$readPreference",
-    "readConcern",
-    "writeConcern",
-    "apiVersion",
-    "apiStrict",
-    "comment",
-    "maxTimeMS",
-)
+_ACCEPT_POLL = 0.2  # how often the accept loop looks for stop(); stop() also wakes it
+_OP_MSG = 2013
+_MORE_TO_COME = OP_MSG_FLAGS["moreToCome"]
+_EXHAUST_ALLOWED = OP_MSG_FLAGS["exhaustAllowed"]
+
+
+def op_msg(doc: dict[str, Any], response_to: int, more_to_come: bool = False) -> tuple[int, bytes]:
+    """An OP_MSG reply (its request id and bytes); moreToCome streams the next one unasked."""
+    body = struct.pack("<IB", _MORE_TO_COME if more_to_come else 0, 0) + bson.encode(doc)
+    request_id = random.randint(1, 2**31 - 1)
+    return request_id, struct.pack("<iiii", 16 + len(body), request_id, response_to, _OP_MSG) + body
+
+
+def _streams(request: Any) -> bool:
+    """An awaitable hello that allows exhaust: mongod answers it as a stream of replies, and
+    the Node.js driver's monitor requires that (it fails a reply without moreToCome)."""
+    return (
+        isinstance(request, OpMsg)
+        and bool(request.flags & _EXHAUST_ALLOWED)
+        and request.command_name.lower() in ("hello", "ismaster")
+        and "topologyVersion" in request.doc
+        and "maxAwaitTimeMS" in request.doc
+    )
 
 
 class MemberServer:
@@ -47,94 +60,140 @@ class MemberServer:
         self.model = model
         self.name = name
         self.port = port
-        self._server: MockupDB | None = None
+        self.stats = ServerStats()
+        # topologyVersion.processId: a restarted mongod is a new process to a driver.
+        self.process_id = ObjectId()
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
 
     def start(self) -> int:
-        server = MockupDB(port=self.port, request_timeout=int(1e6))
-        server.autoresponds(self._handle)
-        self.port = server.run()
-        self._server = server
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("127.0.0.1", self.port or 0))
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            raise
+        listener.settimeout(_ACCEPT_POLL)
+        self.port = listener.getsockname()[1]
+        self.process_id = ObjectId()
+        self._stopping = threading.Event()
+        self._listener = listener
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, args=(listener, self._stopping), daemon=True
+        )
+        self._accept_thread.name = f"standin-accept-{self.port}"
+        self._accept_thread.start()
         return self.port
 
     def stop(self) -> None:
-        if self._server is None:
+        listener = self._listener
+        if listener is None:
             return
-        # mockupdb's accept loop only notices a stop on its next 1 s select() timeout; flag it
-        # and poke the port so a killed member goes dark at once.
-        self._server._stopped = True
+        self._listener = None
+        self._stopping.set()
+        # shutdown() wakes a blocked accept() at once on Linux; close() alone may not.
         with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        self._server.stop()
-        self._server = None
+            listener.shutdown(socket.SHUT_RDWR)
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=2)
+        listener.close()
+        with self._conns_lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._listener is not None
 
-    # mockupdb calls this for every request; returning True means "answered".
-    def _handle(self, request: Any) -> bool:
-        if isinstance(request, OpMsg) and request.flags & OP_MSG_FLAGS["moreToCome"]:
-            return True  # an unacknowledged write: the stand-in has no way to answer it
+    # ----- connections ---------------------------------------------------------------------
+    def _accept_loop(self, listener: socket.socket, stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            try:
+                conn, _addr = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the listener was shut down
+            conn.settimeout(None)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._conns_lock:
+                if stopping.is_set():
+                    conn.close()
+                    return
+                self._conns.add(conn)
+            self.stats.opened()
+            thread = threading.Thread(target=self._serve, args=(conn, stopping), daemon=True)
+            thread.name = f"standin-conn-{self.port}"
+            thread.start()
+
+    def _serve(self, conn: socket.socket, stopping: threading.Event) -> None:
         try:
-            reply = self._dispatch(request)
+            while not stopping.is_set():
+                try:
+                    request = mock_server_receive_request(conn, None)
+                except (OSError, ValueError, NotImplementedError, AssertionError):
+                    return  # the client hung up, the member was stopped, or garbage arrived
+                reply = self._answer(request)
+                if isinstance(request, OpMsg) and request.flags & _MORE_TO_COME:
+                    continue  # w:0: applied above, and the client expects no answer
+                try:
+                    if _streams(request) and reply.get("ok") == 1:
+                        self._stream_hello(conn, request, reply, stopping)
+                        return
+                    request.replies(reply)
+                except OSError:
+                    return  # the member was killed while answering, as a crashed mongod
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            conn.close()
+            self.stats.closed()
+
+    def _stream_hello(
+        self, conn: socket.socket, request: Any, reply: dict[str, Any], stopping: threading.Event
+    ) -> None:
+        """Send hello replies with moreToCome, each after the next topology change or
+        maxAwaitTimeMS, until the client hangs up; the connection carries nothing else."""
+        cmd = dict(request.doc)
+        response_to = request.request_id
+        while not stopping.is_set():
+            response_to, data = op_msg(reply, response_to, more_to_come=True)
+            conn.sendall(data)
+            cmd["topologyVersion"] = reply["topologyVersion"]
+            reply = self._answer_hello(cmd, request.command_name.lower() == "ismaster")
+            if reply.get("ok") != 1:
+                _, data = op_msg(reply, response_to)
+                conn.sendall(data)
+                return
+
+    def _answer_hello(self, cmd: dict[str, Any], legacy: bool) -> dict[str, Any]:
+        try:
+            return awaitable_hello(self, cmd, legacy)
         except CommandError as exc:
-            reply = exc.reply()
+            return exc.reply()
+
+    def _answer(self, request: Any) -> dict[str, Any]:
+        try:
+            if not request.is_command:
+                raise CommandError(59, "CommandNotFound", "legacy opcodes are not supported")
+            self.stats.count(request.command_name, request.doc)
+            return dispatch(self, request)
+        except CommandError as exc:
+            return exc.reply()
         except Exception as exc:  # noqa: BLE001 - a bug here must reach the client, not kill the thread
             log.exception("stand-in %s failed on %r", self.name, request)
-            reply = {
+            return {
                 "ok": 0,
                 "code": 1,
                 "codeName": "InternalError",
                 "errmsg": f"stand-in: {exc!r}",
             }
-        try:
-            request.replies(reply)
-        except OSError:
-            pass  # the member was killed while answering, as a crashed mongod would
-        return True
-
-    def _dispatch(self, request: Any) -> dict[str, Any]:
-        if not request.is_command:
-            raise CommandError(59, "CommandNotFound", "legacy opcodes are not supported")
-        cmd = request.doc
-        name = request.command_name.lower()
-        db = request.namespace or "admin"
-        model = self.model
-        with model.lock:
-            m = model.member(self.name)
-            if name in ("hello", "ismaster"):
-                return admin.hello(model, m, legacy=(name == "ismaster"))
-            if name == "ping":
-                return {"ok": 1}
-            if name == "buildinfo":
-                return dict(BUILD_INFO)
-            if name == "replsetinitiate":
-                return admin.initiate(model, m, cmd.get("replSetInitiate"))
-            if name == "replsetgetstatus":
-                return admin.get_status(model, m)
-            if name == "replsetgetconfig":
-                return admin.get_config(model)
-            if name == "replsetfreeze":
-                return admin.freeze(model, m, cmd.get("replSetFreeze"))
-            if name == "replsetstepdown":
-                return admin.step_down(model, m, cmd)
-            if name == "endsessions":
-                return {"ok": 1}
-            if name == "killcursors":
-                return m.store.kill_cursors(cmd)
-            if name == "listdatabases":
-                return m.store.list_databases()
-            secondary_ok = bool(request.slave_ok)
-            if name == "getmore":
-                model.readable(self.name, secondary_ok=True)
-                return m.store.get_more(db, cmd)
-            if name in READS:
-                member = model.readable(self.name, secondary_ok)
-                return READS[name](member.store, db, cmd)
-            write_concern = cmd.get("writeConcern")
-            if name in WRITES:
-                op = WRITES[name]
-                return model.write(self.name, lambda store: op(store, db, cmd), write_concern)
-            if name == "dropdatabase":
-                return model.write(self.name, lambda store: store.drop_database(db), write_concern)
-        raise CommandError(59, "CommandNotFound", f"no such command: '{request.command_name}'")

@@ -7,9 +7,11 @@ MongoDB's idempotent oplog, so a secondary applies them without re-evaluating op
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import mongomock
+from bson.int64 import Int64
 from mongomock.store import ServerStore
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -32,8 +34,32 @@ def _is_replacement(update: Any) -> bool:
     return isinstance(update, dict) and not any(k.startswith("$") for k in update)
 
 
-def _dup_key_message(db: str, coll: str, exc: Exception) -> str:
-    return f"E11000 duplicate key error collection: {db}.{coll} {exc}"
+def _dup_key(db: str, coll: str, exc: DuplicateKeyError, doc: Any = None) -> dict[str, Any]:
+    """mongod's duplicate-key error fields: the index name in errmsg, keyPattern, keyValue."""
+    details = exc.details or {}
+    if "keyPattern" in details:
+        index, pattern, value = details["index"], details["keyPattern"], details["keyValue"]
+    else:  # mongomock's own refusal of a second `_id`
+        _id = doc.get("_id") if isinstance(doc, dict) else None
+        index, pattern, value = "_id_", {"_id": 1}, {"_id": _id}
+    shown = ", ".join(f"{k}: {_show(v)}" for k, v in value.items())
+    return {
+        "code": 11000,
+        "errmsg": f"E11000 duplicate key error collection: {db}.{coll} index: {index} "
+        f"dup key: {{ {shown} }}",
+        "keyPattern": pattern,
+        "keyValue": value,
+    }
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _dup_key_error(db: str, coll: str, exc: DuplicateKeyError, doc: Any = None) -> CommandError:
+    fields = _dup_key(db, coll, exc, doc)
+    extra = {"keyPattern": fields["keyPattern"], "keyValue": fields["keyValue"]}
+    return CommandError(11000, "DuplicateKey", fields["errmsg"], extra=extra)
 
 
 class MemberStore:
@@ -62,6 +88,11 @@ class MemberStore:
                 target.drop()
             elif kind == "dropdb":
                 self.client.drop_database(db)
+            elif kind == "create":
+                if coll not in self.client[db].list_collection_names():
+                    self.client[db].create_collection(coll)
+            elif kind == "dropindex":
+                target.drop_index(entry[3])
 
     # ----- reads ------------------------------------------------------------------------
     def _cursor_reply(self, ns: str, docs: list[dict], batch: int | None, single: bool = False):
@@ -71,7 +102,8 @@ class MemberStore:
         if rest and not single:
             cursor_id = next(_cursor_ids)
             self.cursors[cursor_id] = (ns, rest)
-        return {"cursor": {"id": cursor_id, "ns": ns, "firstBatch": first}, "ok": 1}
+        # BSON int64, as mongod sends it: mongosh and the Node driver read no other type.
+        return {"cursor": {"id": Int64(cursor_id), "ns": ns, "firstBatch": first}, "ok": 1}
 
     def find(self, db: str, cmd: dict) -> dict:
         coll = cmd["find"]
@@ -102,11 +134,26 @@ class MemberStore:
         if rest:
             next_id = cursor_id
             self.cursors[cursor_id] = (ns, rest)
-        return {"cursor": {"id": next_id, "ns": ns, "nextBatch": batch}, "ok": 1}
+        return {"cursor": {"id": Int64(next_id), "ns": ns, "nextBatch": batch}, "ok": 1}
 
     def kill_cursors(self, cmd: dict) -> dict:
-        killed = [c for c in cmd.get("cursors", []) if self.cursors.pop(int(c), None)]
-        return {"cursorsKilled": killed, "cursorsNotFound": [], "cursorsAlive": [], "ok": 1}
+        asked = [Int64(c) for c in cmd.get("cursors", [])]
+        killed = [c for c in asked if self.cursors.pop(int(c), None)]
+        missing = [c for c in asked if c not in killed]
+        return {
+            "cursorsKilled": killed,
+            "cursorsNotFound": missing,
+            "cursorsAlive": [],
+            "cursorsUnknown": [],
+            "ok": 1,
+        }
+
+    def publish_local(self, config: dict | None) -> None:
+        """local.system.replset, which the shell's replication helpers read; never replicated."""
+        replset = self.client["local"]["system.replset"]
+        replset.delete_many({})
+        if config is not None:
+            replset.insert_one(dict(config))
 
     def aggregate(self, db: str, cmd: dict) -> dict:
         coll = cmd["aggregate"]
@@ -165,8 +212,7 @@ class MemberStore:
             try:
                 coll.insert_one(doc)
             except DuplicateKeyError as exc:
-                msg = _dup_key_message(db, coll_name, exc)
-                errors.append({"index": index, "code": 11000, "errmsg": msg})
+                errors.append({"index": index, **_dup_key(db, coll_name, exc, doc)})
                 if ordered:
                     break
                 continue
@@ -203,8 +249,7 @@ class MemberStore:
                     else:
                         result = coll.update_one(query, change, upsert=upsert)
             except DuplicateKeyError as exc:
-                msg = _dup_key_message(db, coll_name, exc)
-                errors.append({"index": index, "code": 11000, "errmsg": msg})
+                errors.append({"index": index, **_dup_key(db, coll_name, exc)})
                 if ordered:
                     break
                 continue
@@ -280,9 +325,7 @@ class MemberStore:
                     "ok": 1,
                 }, []
         except DuplicateKeyError as exc:
-            raise CommandError(
-                11000, "DuplicateKey", _dup_key_message(db, coll_name, exc)
-            ) from None
+            raise _dup_key_error(db, coll_name, exc) from None
         after = coll.find_one({"_id": doc_id})
         value = after if cmd.get("new") else before
         last = {"n": 1, "updatedExisting": before is not None}
@@ -307,9 +350,7 @@ class MemberStore:
             try:
                 coll.create_index(keys, **kwargs)
             except DuplicateKeyError as exc:
-                raise CommandError(
-                    11000, "DuplicateKey", _dup_key_message(db, coll_name, exc)
-                ) from None
+                raise _dup_key_error(db, coll_name, exc) from None
             entries.append(("index", db, coll_name, keys, kwargs))
         after = len(coll.index_information())
         return {
@@ -325,6 +366,47 @@ class MemberStore:
             raise CommandError(26, "NamespaceNotFound", "ns not found")
         collection(self.client, db, coll_name).drop()
         return {"ns": f"{db}.{coll_name}", "nIndexesWas": 1, "ok": 1}, [("drop", db, coll_name)]
+
+    def create(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
+        coll_name = cmd["create"]
+        if not isinstance(coll_name, str) or not coll_name:
+            raise CommandError(73, "InvalidNamespace", f"Invalid namespace specified '{db}.'")
+        if coll_name in self.client[db].list_collection_names():
+            raise CommandError(
+                48, "NamespaceExists", f"Collection {db}.{coll_name} already exists."
+            )
+        if cmd.get("capped") or cmd.get("viewOn") or cmd.get("timeseries"):
+            raise CommandError(
+                115, "CommandNotSupported", "the stand-in creates plain collections only"
+            )
+        self.client[db].create_collection(coll_name)
+        return {"ok": 1}, [("create", db, coll_name)]
+
+    def drop_indexes(self, db: str, cmd: dict) -> tuple[dict, list[Entry]]:
+        coll_name = cmd["dropIndexes"]
+        if coll_name not in self.client[db].list_collection_names():
+            raise CommandError(26, "NamespaceNotFound", f"ns not found {db}.{coll_name}")
+        coll = collection(self.client, db, coll_name)
+        info = coll.index_information()
+        wanted = cmd.get("index")
+        if wanted == "*":
+            names = [n for n in info if n != "_id_"]
+        elif isinstance(wanted, dict):
+            key = list(wanted.items())
+            names = [n for n, i in info.items() if list(i["key"]) == key]
+            if not names:
+                raise CommandError(27, "IndexNotFound", f"can't find index with key: {wanted}")
+        else:
+            names = [wanted] if isinstance(wanted, str) else list(wanted or [])
+            for name in names:
+                if name not in info:
+                    raise CommandError(27, "IndexNotFound", f"index not found with name [{name}]")
+        if "_id_" in names:
+            raise CommandError(72, "InvalidOptions", "cannot drop _id index")
+        for name in names:
+            coll.drop_index(name)
+        reply = {"nIndexesWas": len(info), "ok": 1}
+        return reply, [("dropindex", db, coll_name, name) for name in names]
 
     def drop_database(self, db: str) -> tuple[dict, list[Entry]]:
         self.client.drop_database(db)
@@ -356,4 +438,6 @@ WRITES = {
     "findandmodify": MemberStore.find_and_modify,
     "createindexes": MemberStore.create_indexes,
     "drop": MemberStore.drop,
+    "create": MemberStore.create,
+    "dropindexes": MemberStore.drop_indexes,
 }

@@ -16,11 +16,18 @@ import asyncssh
 from hubcluster.config_check import split_address
 from hubcluster.keys import key_fingerprint
 from hubcluster.messages import MasterInfo, MessageError, RegisterReply, RegisterRequest
+from hubcluster.ssh_options import client_options, host_key_probe_options
 
 USERNAME = "hubcluster"
 DEFAULT_HUB_PORT = 5308
 # Longer than the hub's own 5 s limit on asking the replica set, short enough for a run.
 COMMAND_TIMEOUT = 10.0
+# What we read of a hub's answer, at most: `master`, `register` and `masterfiles` answers are
+# a few hundred bytes; peer sync allows more for `keys` (hub.peer_sync.KEYS_ANSWER_MAX_BYTES).
+ANSWER_MAX_BYTES = 1 << 20
+# What we keep of a refusal's words.
+ERROR_MAX_BYTES = 64 * 1024
+_CHUNK = 64 * 1024
 
 
 class HubError(Exception):
@@ -63,7 +70,7 @@ async def fetch_hub_key(address: str, timeout: float) -> asyncssh.SSHKey:
     host, port = hub_endpoint(address)
     try:
         async with asyncio.timeout(timeout):
-            key = await asyncssh.get_server_host_key(host, port, config=None)
+            key = await asyncssh.get_server_host_key(host, port, **host_key_probe_options())
     except (OSError, TimeoutError, asyncssh.Error) as exc:
         raise HubUnreachable(f"hub {address}: {_describe(exc)}") from None
     if key is None:
@@ -83,16 +90,33 @@ class HubSession:
         sock = self.conn.get_extra_info("sockname")
         return str(sock[0]) if sock else None
 
-    async def run(self, command: str) -> str:
-        """Run a hub command; its stdout, or HubRefused with the hub's own words."""
+    async def run(self, command: str, max_bytes: int = ANSWER_MAX_BYTES) -> str:
+        """Run a hub command; its stdout, or HubRefused with the hub's own words.
+
+        The answer is read as a stream, never more than `max_bytes` of it: a longer one is
+        refused (HubBadAnswer), so a hub's memory never follows what another sends.
+        """
+        name = command.split(" ", 1)[0]
         try:
-            result = await self.conn.run(command, check=False, timeout=COMMAND_TIMEOUT)
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                async with self.conn.create_process(command, encoding=None) as process:
+                    out = await _read_bounded(process.stdout, max_bytes)
+                    err = await _read_bounded(process.stderr, ERROR_MAX_BYTES)
+                    if out is None:
+                        raise HubBadAnswer(
+                            f"hub {self.address}: {name}: answer over {max_bytes} bytes; refused"
+                        )
+                    completed = await process.wait()
         except (OSError, TimeoutError, asyncssh.Error) as exc:
-            raise HubUnreachable(f"hub {self.address}: {command}: {_describe(exc)}") from None
-        if result.exit_status != 0:
-            said = str(result.stderr or "").strip() or f"exit status {result.exit_status}"
-            raise HubRefused(f"hub {self.address} refused {command}: {said}")
-        return str(result.stdout or "")
+            raise HubUnreachable(f"hub {self.address}: {name}: {_describe(exc)}") from None
+        if completed.exit_status != 0:
+            said = (err or b"").decode(errors="replace").strip()
+            said = said or f"exit status {completed.exit_status}"
+            raise HubRefused(f"hub {self.address} refused {name}: {said}")
+        try:
+            return out.decode()
+        except UnicodeDecodeError:
+            raise HubBadAnswer(f"hub {self.address}: {name}: answer is not UTF-8") from None
 
     async def master(self) -> MasterInfo:
         text = await self.run("master")
@@ -133,14 +157,12 @@ async def open_hub(
         conn = await asyncssh.connect(
             host,
             port,
-            username=USERNAME,
-            client_keys=[client_key],
-            known_hosts=([pinned], [], []),
-            connect_timeout=timeout,
-            agent_path=None,
-            config=None,
-            preferred_auth="publickey",
-            keepalive_interval=15,
+            **client_options(
+                username=USERNAME,
+                client_keys=[client_key],
+                known_hosts=([pinned], [], []),
+                connect_timeout=timeout,
+            ),
         )
     except asyncssh.HostKeyNotVerifiable:
         raise await _mismatch(address, pinned, timeout) from None
@@ -156,6 +178,18 @@ async def open_hub(
     finally:
         conn.close()
         await conn.wait_closed()
+
+
+async def _read_bounded(stream: asyncssh.SSHReader, limit: int) -> bytes | None:
+    """Everything up to EOF, or None (and the rest unread) once past `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _mismatch(address: str, pinned: asyncssh.SSHKey, timeout: float) -> HubError:

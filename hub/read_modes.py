@@ -1,0 +1,22 @@
+"""pymongo's read preferences by name, typed with its public classes only."""
+
+from __future__ import annotations
+
+from pymongo.read_preferences import (
+    Nearest,
+    Primary,
+    PrimaryPreferred,
+    Secondary,
+    SecondaryPreferred,
+)
+
+# pymongo's common base class is private (`_ServerMode`); this union is its public face.
+ReadMode = Primary | PrimaryPreferred | Secondary | SecondaryPreferred | Nearest
+
+MODES: dict[str, type[ReadMode]] = {
+    "primary": Primary,
+    "primaryPreferred": PrimaryPreferred,
+    "secondary": Secondary,
+    "secondaryPreferred": SecondaryPreferred,
+    "nearest": Nearest,
+}

@@ -1,0 +1,61 @@
+"""The real-client tier: mongosh and the Node.js driver against the stand-in (and mongod)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from hubctl.lab.mongod_cluster import MongodCluster
+from hubctl.lab.standin import StandinCluster
+from tests.standin.node_clients import ClientsUnavailable, NodeClients, install
+
+# The Node driver's own election test in issue 13 used 2 s; a shorter one keeps tests fast
+# while leaving the driver's monitors time to see each step.
+ELECTION_TIMEOUT = 1.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/standin/" in item.nodeid:
+            item.add_marker(pytest.mark.realclients)
+
+
+@pytest.fixture(scope="session")
+def clients() -> NodeClients:
+    try:
+        return install()
+    except ClientsUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=["standin", pytest.param("mongod", marks=pytest.mark.realmongo)])
+def bare_set(request) -> Iterator:
+    """Three members not yet initiated: the stand-in, and real mongods when on PATH."""
+    if request.param == "mongod":
+        if shutil.which("mongod") is None:
+            pytest.skip("mongod is not on PATH; the real-mongod tier needs MongoDB installed")
+        cluster = MongodCluster(request.getfixturevalue("tmp_path")).start()
+    else:
+        cluster = StandinCluster(election_timeout=ELECTION_TIMEOUT).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def live_set(bare_set):
+    """An initiated set with a primary, initiated over pymongo as hubctl does."""
+    from hub.replset import ReplicaSet
+
+    rs = ReplicaSet(bare_set.uri)
+    try:
+        rs.initiate(
+            bare_set.hosts, bare_set.set_name, election_timeout_ms=int(ELECTION_TIMEOUT * 1000)
+        )
+        rs.wait_for_primary(30)
+    finally:
+        rs.close()
+    return bare_set
