@@ -97,7 +97,7 @@ def main() -> None:
         rs = ReplicaSet(cluster.uri)
         rs.initiate(cluster.hosts, cluster.set_name, election_timeout_ms=1000)
         rs.close()
-        client = connect(cluster.uri, timeout=10)
+        client = connect(cluster.uri, timeout=300)  # the baseline scan is slow at scale
         store = HubStore(client)
         store.ensure_indexes()
         hosts = [f"{i:064x}" for i in range(args.hosts)]

@@ -59,9 +59,9 @@ def one_round(clients, election_timeout: float, action: str, idle: bool) -> tupl
         elected = next(t for t, msg in cluster.events if t > killed and "elected primary" in msg)
         if seen["errors"]:
             raise SystemExit(f"writes failed during failover: {seen['errors']}")
-        if idle:
-            return elected - killed, seen["noticedAfterBreakMs"] / 1000.0
-        return elected - killed, seen["firstWriteAfterBreakMs"] / 1000.0
+        after = seen["noticedAfterBreakMs" if idle else "firstWriteAfterBreakMs"]
+        # From the stand-in's own record of the failure, as the election is measured.
+        return elected - killed, (seen["brokeAt"] + after) / 1000.0 - killed
 
 
 def main() -> None:

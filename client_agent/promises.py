@@ -255,12 +255,9 @@ def run_promises(
     outcomes: list[Outcome] = []
     for promise in promises:
         begin = time.monotonic()
-        if isinstance(promise, Refusal):
-            refused = Outcome(promise.name, "skipped", f"refused: {promise.problem}")
-        else:
-            problem = promise_problem(promise)
-            refused = Outcome(promise.name, "skipped", f"refused: {problem}") if problem else None
-        if refused is not None:
+        problem = promise.problem if isinstance(promise, Refusal) else promise_problem(promise)
+        if isinstance(promise, Refusal) or problem:
+            refused = Outcome(promise.name, "skipped", f"refused: {problem}")
             log.warning("promise %s: skipped, %s", refused.name, refused.reason)
             outcomes.append(refused)
             continue

@@ -20,6 +20,7 @@ from client_agent.spool import EPOCH, Spool
 from client_agent.state import ClientState
 from hubcluster.keys import key_fingerprint
 from hubcluster.messages import report_line
+from hubcluster.ssh_admission import Admission, AdmittedServer
 from hubcluster.ssh_options import server_options
 
 log = logging.getLogger("hubcluster.agent")
@@ -35,14 +36,16 @@ class ReportsAsk(NamedTuple):
     epoch: str | None = None  # None: a hub from before epochs
 
 
-class ReportServer(asyncssh.SSHServer):
+class ReportServer(AdmittedServer):
     """One connection: only the pinned hub key authenticates."""
 
-    def __init__(self, state: ClientState) -> None:
+    def __init__(self, state: ClientState, admission: Admission) -> None:
+        super().__init__(admission)
         self._state = state
         self._address = "?"
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        super().connection_made(conn)
         peer = conn.get_extra_info("peername")
         self._address = str(peer[0]) if peer else "?"
 
@@ -132,10 +135,11 @@ async def start_report_service(
     """Serve `spool` on `listen` ((host, port); port 0 picks one) until the acceptor closes."""
     host_key = state.client_key()
     host, port = listen
+    admission = Admission("report service")
     acceptor = await asyncssh.listen(
         host,
         port,
-        server_factory=lambda: ReportServer(state),
+        server_factory=lambda: ReportServer(state, admission),
         process_factory=lambda process: _serve_process(spool, process),
         **server_options(host_keys=[host_key]),
     )

@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,7 +35,10 @@ from hubcluster.report_kinds import GAP, GAP_COUNT, GAP_FIRST, GAP_LAST, GAP_REA
 _log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">II")
-_MODE = 0o600  # reports carry inventory; nobody else on the host needs to read them
+# Reports carry inventory: owner and group only. The group is the report service's (the
+# deployed spool directory is setgid to it), so the root agent run and the service, which
+# runs as its own user, share the files; set explicitly on creation, whatever the umask.
+_MODE = 0o660
 # The hub stores seqs as BSON int64; a spool never numbers past it (it would start a new epoch).
 MAX_SEQ = (1 << 63) - 1
 EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
@@ -70,6 +73,16 @@ def _frame(record: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(body), zlib.crc32(body)) + body
 
 
+def _open_shared(path: Path, flags: int) -> int:
+    """Open `path`, creating it with exactly `_MODE` (the umask would take the group's bits)."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, _MODE)
+    except FileExistsError:
+        return os.open(path, flags)
+    os.fchmod(fd, _MODE)
+    return fd
+
+
 class Spool:
     """One spool directory, shared safely by the agent run and the report service."""
 
@@ -83,9 +96,7 @@ class Spool:
         self.max_bytes = max_bytes
         # flock excludes other open files, not other threads sharing this one; hence both.
         self._thread_lock = threading.RLock()
-        self._lock_fd: int | None = os.open(
-            self.directory / "spool.lock", os.O_RDWR | os.O_CREAT, _MODE
-        )
+        self._lock_fd: int | None = _open_shared(self.directory / "spool.lock", os.O_RDWR)
         self._frames: list[_Frame] = []
         self._identity: tuple[int, int, int] | None = None
         self._scanned = 0
@@ -107,11 +118,11 @@ class Spool:
 
     # -- public operations -------------------------------------------------------------------
 
-    def append(self, kind: str, payload: dict) -> int:
+    def append(self, kind: str, payload: Mapping[str, Any]) -> int:
         """Store one record durably and return its sequence number."""
         return self.append_many([(kind, payload)])[0]
 
-    def append_many(self, items: list[tuple[str, dict]]) -> list[int]:
+    def append_many(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
         """Store records durably (one fsync for the batch); return their sequence numbers."""
         for kind, payload in items:
             if not isinstance(kind, str) or not kind:
@@ -339,7 +350,7 @@ class Spool:
 
     def _append(self, seqs: list[int], frames: list[bytes]) -> None:
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _MODE)
+        fd = _open_shared(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             data = memoryview(b"".join(frames))
             while data:

@@ -23,6 +23,10 @@ from hubcluster.config_check import split_address
 from hubcluster.keys import KeyFileError, ensure_key_pair, import_public_key, load_private_key
 from hubcluster.messages import is_release_id
 
+# The name of the client's private key among a systemd service's credentials: the report
+# service runs as its own user and gets a copy (LoadCredential=), the key itself stays root's.
+KEY_CREDENTIAL = "client-key"
+
 
 class StateError(ValueError):
     """The workdir lacks something a command needs (usually: bootstrap has not run)."""
@@ -48,6 +52,8 @@ class ClientState:
         self.workdir = Path(workdir)
         self.ppkeys = self.workdir / "ppkeys"
         self.private_key_path = self.ppkeys / "localhost.priv"
+        # Where the key is read from: systemd's copy when this service was handed one.
+        self.key_source = _credential(KEY_CREDENTIAL) or self.private_key_path
         self.hub_key_path = self.workdir / "hub_key.pub"
         self.policy_server_path = self.workdir / "policy_server.dat"
         self.hubs_path = self.workdir / "hubs.json"
@@ -63,9 +69,9 @@ class ClientState:
         return ensure_key_pair(self.private_key_path)
 
     def client_key(self) -> asyncssh.SSHKey:
-        if not self.private_key_path.exists():
-            raise StateError(f"{self.private_key_path}: no client key; run client-agent bootstrap")
-        return load_private_key(self.private_key_path)
+        if not self.key_source.exists():
+            raise StateError(f"{self.key_source}: no client key; run client-agent bootstrap")
+        return load_private_key(self.key_source)
 
     def pinned_hub_key(self) -> asyncssh.SSHKey | None:
         try:
@@ -144,11 +150,20 @@ class ClientState:
 
     def bootstrap_problem(self) -> str | None:
         """Why this workdir cannot run the agent yet, or None."""
-        if not self.private_key_path.exists():
-            return f"no client key in {self.ppkeys}"
+        if not self.key_source.exists():
+            return f"no client key in {self.key_source.parent}"
         try:
             if self.pinned_hub_key() is None:
                 return f"no pinned hub key at {self.hub_key_path}"
         except KeyFileError as exc:
             return str(exc)
         return None
+
+
+def _credential(name: str) -> Path | None:
+    """The file systemd handed this service under `name` (LoadCredential=), if any."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / name
+    return path if path.is_file() else None

@@ -181,9 +181,10 @@ class Collector:
             started = dt.datetime.now(dt.UTC)
             cursor = cursors.get(sha) or {}
             since, epoch = int(cursor.get("seq", 0)), str(cursor.get("epoch", ""))
-            why = None
+            why, stored = None, 0
+            deadline = asyncio.timeout(self.settings.expireafter)
             try:
-                async with asyncio.timeout(self.settings.expireafter) as deadline:
+                async with deadline:
                     stored = await self._pull(host, since, epoch, started, figures)
             except Deposed:
                 raise

@@ -56,7 +56,7 @@ def _shared_options(parsed: dict[str, Any]) -> dict[str, Any]:
 def connect(uri: str, timeout: float = 5.0, **kwargs: Any) -> pymongo.MongoClient:
     """A client of the whole set, following the primary."""
     parse(uri)
-    options = dict(
+    options: dict[str, Any] = dict(
         heartbeatFrequencyMS=HEARTBEAT_MS,
         serverSelectionTimeoutMS=int(timeout * 1000),
         connectTimeoutMS=int(min(timeout, 5.0) * 1000),

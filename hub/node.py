@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,9 +25,11 @@ from hub import release_generations as generations
 from hub.collector import Collector
 from hub.config import HubConfig
 from hub.events import EVENTS, now_utc
+from hub.hub_directory import HubDirectory
 from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
 from hub.masterfiles import current_release_id, current_release_since
+from hub.member_promotion import LOOK_SECONDS, MemberPromoter
 from hub.mongo import connect, connect_member
 from hub.peer_sync import apply_db_revocations, sync_with_peers
 from hub.release_generations import served_generation
@@ -94,6 +98,10 @@ class HubNode:
         self.ssh_alive = time.monotonic()  # when the SSH service last showed its banner
         self.ssh_probe_seconds = SSH_PROBE_SECONDS
         self.ssh_port: int | None = None
+        # The hub list follows the set's members (a replaced hub drops out, its successor
+        # joins); the master makes new members electable once they have caught up.
+        self.directory = HubDirectory(self.client, self.store, config.hubs)
+        self.promoter = MemberPromoter(config.mongo_uri, self.store, self.keystore)
 
     # ----- events and buffered writes -----------------------------------------------------
     def event(self, kind: str, message: str, **details: Any) -> None:
@@ -263,6 +271,19 @@ class HubNode:
             return
         self._sync_soon.set()
 
+    # ----- the cluster's members ---------------------------------------------------------
+    async def _refresh_hubs(self) -> None:
+        hubs = await asyncio.to_thread(self.directory.look, self.config.me)
+        if hubs is not None and hubs != self.config.hubs:
+            names = ", ".join(h.name for h in hubs)
+            log.info("%s: the hubs are now %s, as the replica set's members say", self.name, names)
+            self.config = dataclasses.replace(self.config, hubs=hubs)
+
+    async def _promote_members(self) -> None:
+        if self.watch.state.is_master:
+            for said in await asyncio.to_thread(self.promoter.look):
+                log.info("%s", said)
+
     # ----- state for `hubctl status` and `hubctl check` ----------------------------------
     def state_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -313,10 +334,12 @@ class HubNode:
             ("release watch", self._look_for_release, RELEASE_LOOK_SECONDS, None),
             ("buffered writes", self._flush, FLUSH_SECONDS, None),
             ("state publishing", self._publish_state, self.config.state_interval, None),
+            ("hub list", self._refresh_hubs, self.config.state_interval, None),
+            ("member promotion", self._promote_members, LOOK_SECONDS, None),
         )
         for name, job, interval, wake in jobs:
             run = guard(name, job, interval)
-            sup.keep_running(name, lambda run=run, i=interval, w=wake: self._every(run, i, w))
+            sup.keep_running(name, functools.partial(self._every, run, interval, wake))
             if wake is not None:
                 sup.on_stall(name, wake.set)
 
@@ -401,6 +424,7 @@ class HubNode:
             await self.collector.close()
             await self._flush()
             self.watch.close()
+            self.promoter.close()
             self.client.close()
             self.collector_client.close()
             log.info("%s stopped", self.name)

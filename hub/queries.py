@@ -11,7 +11,7 @@ from pymongo.read_preferences import Primary
 
 from hub import outcome_summary as summary
 from hub.mongo import DB_NAME
-from hub.read_modes import MODES, ReadMode
+from hub.read_modes import MODES, STALENESS_MODES, ReadMode
 from hub.store import CURSORS, GAPS, HOSTS, LAST_SEEN, REPORTS, lost_by_host
 from hubcluster import report_kinds as rk
 
@@ -27,7 +27,12 @@ def read_preference(mode: str, max_staleness: float) -> ReadMode:
         return Primary()
     if max_staleness and max_staleness < 90:
         raise QueryError("--max-staleness must be at least 90 seconds (MongoDB's floor)")
-    return MODES[mode](max_staleness=int(max_staleness) if max_staleness else -1)
+    return STALENESS_MODES[mode](max_staleness=int(max_staleness) if max_staleness else -1)
+
+
+def check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in rk.KINDS:
+        raise QueryError(f"no report kind {kind!r} (kinds: {', '.join(rk.KINDS)})")
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -88,8 +93,7 @@ class Queries:
         raise QueryError(f"no host {name!r} (neither a hostname nor a key prefix)")
 
     def reports(self, host: str, kind: str | None = None, last: int = 10) -> list[dict[str, Any]]:
-        if kind is not None and kind not in rk.KINDS:
-            raise QueryError(f"no report kind {kind!r} (kinds: {', '.join(rk.KINDS)})")
+        check_kind(kind)
         sha = self.resolve_host(host)
         query: dict[str, Any] = {"host": sha}
         if kind:

@@ -13,10 +13,11 @@ from pymongo.read_preferences import (
 # pymongo's common base class is private (`_ServerMode`); this union is its public face.
 ReadMode = Primary | PrimaryPreferred | Secondary | SecondaryPreferred | Nearest
 
-MODES: dict[str, type[ReadMode]] = {
-    "primary": Primary,
+# The modes that may read a secondary, so take a max_staleness bound (primary takes none).
+STALENESS_MODES: dict[str, type[PrimaryPreferred | Secondary | SecondaryPreferred | Nearest]] = {
     "primaryPreferred": PrimaryPreferred,
     "secondary": Secondary,
     "secondaryPreferred": SecondaryPreferred,
     "nearest": Nearest,
 }
+MODES: dict[str, type[ReadMode]] = {"primary": Primary, **STALENESS_MODES}

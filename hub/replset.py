@@ -13,7 +13,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import pymongo
 from pymongo.errors import (
@@ -265,18 +265,25 @@ class ReplicaSet:
         client = self.client
         deadline = time.monotonic() + self.timeout
         while True:
-            others = {h: n for h, n in self._set_names.names.items() if n != self.set_name}
-            if self.set_name and others:
-                real = sorted(set(others.values()))
-                raise ReplsetUnreachable(
-                    f"wrong replica-set name: the URI says replicaSet={self.set_name}, "
-                    f"but {', '.join(sorted(others))} belong to set {', '.join(real)}"
-                )
+            if self.set_name and any(n != self.set_name for n in self._set_names.names.values()):
+                self._wrong_set_name()
             if client.topology_description.has_readable_server(PrimaryPreferred()):
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
+
+    def _wrong_set_name(self) -> NoReturn:
+        # The other seeds answer within milliseconds; the message names all that do.
+        settle = time.monotonic() + 0.25
+        while len(self._set_names.names) < len(self.seeds) and time.monotonic() < settle:
+            time.sleep(0.01)
+        others = {h: n for h, n in self._set_names.names.items() if n != self.set_name}
+        real = ", ".join(sorted(set(others.values())))
+        raise ReplsetUnreachable(
+            f"wrong replica-set name: the URI says replicaSet={self.set_name}, but the members "
+            f"belong to set {real} ({', '.join(sorted(others))})"
+        )
 
     def event(self, kind: str, message: str, **details: Any) -> None:
         if not record_event(self.client, kind, message, **details):
@@ -389,7 +396,11 @@ class ReplicaSet:
         except PyMongoError as exc:
             log.warning("recorded freezes not read, status shows none: %s", exc)
             return {}, None
-        freezes = {r["_id"]: _aware(r["until"]) for r in rows}
+        freezes: dict[str, dt.datetime] = {}
+        for r in rows:
+            until = _aware(r["until"])
+            if until is not None:
+                freezes[str(r["_id"])] = until
         if window:
             window["until"] = _aware(window["until"])
         return freezes, window

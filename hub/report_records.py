@@ -26,6 +26,9 @@ class ParsedReports:
 
 # Seqs are stored as BSON int64: a larger one is refused and stored (as evidence) as this.
 MAX_SEQ = (1 << 63) - 1
+# The report times a hub can store and show as dates (datetime's range, in Unix seconds).
+MIN_TIME = 0
+MAX_TIME = 253402300799
 _EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 # The report service writes seq first: enough to place a line that cannot be parsed whole.
 _SEQ_HEAD = re.compile(r'^\s*\{\s*"seq"\s*:\s*([1-9][0-9]{0,29})\s*[,}]')
@@ -55,6 +58,7 @@ def parse_report_lines(
     last = since
     lines = text.splitlines() if isinstance(text, str) else text
     for number, line in enumerate(lines, 1):
+        problem: str | None
         if isinstance(line, Oversized):
             seq, problem, record = _check_oversized(line, max_bytes)
             raw = line.head
@@ -107,7 +111,10 @@ def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict
     except ValueError as exc:
         if size > max_bytes:
             return _seq_of_head(line), f"report of {size} bytes exceeds {max_bytes}, not JSON", {}
-        return _seq_of_head(line), f"not JSON ({exc.msg})", {}
+        # Not every ValueError is a JSONDecodeError: an integer of over 4300 digits is refused
+        # by int() itself, and that error has no `.msg`.
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return _seq_of_head(line), f"not JSON ({why})", {}
     if not isinstance(record, dict):
         return None, "not a JSON object", {}
     seq = record.get("seq")
@@ -121,6 +128,9 @@ def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict
         return seq, "kind must be a non-empty string", record
     if not isinstance(record.get("time"), int | float) or isinstance(record.get("time"), bool):
         return seq, "time must be a number", record
+    if not MIN_TIME <= record["time"] <= MAX_TIME:
+        # A time a hub cannot turn into a date would fail the whole group write later.
+        return seq, f"time {record['time']!r:.40} is not a Unix time between 1970 and 9999", record
     if not isinstance(record.get("payload"), dict):
         return seq, "payload must be an object", record
     unknown = set(record) - {*REPORT_FIELDS, REPORT_EPOCH}

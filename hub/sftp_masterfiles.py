@@ -12,9 +12,10 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
+from typing import NoReturn
 
 import asyncssh
-from asyncssh.sftp import (
+from asyncssh import (
     ACE4_APPEND_DATA,
     ACE4_WRITE_ATTRIBUTES,
     ACE4_WRITE_DATA,
@@ -39,7 +40,7 @@ MAX_READ_BYTES = 256 * 1024
 MAX_OPEN_FILES = 64
 
 
-def _refuse(*_args: object) -> None:
+def _refuse(*_args: object, **_kwargs: object) -> NoReturn:
     raise asyncssh.SFTPPermissionDenied(READ_ONLY)
 
 

@@ -17,6 +17,7 @@ import asyncssh
 
 from hub.keystore import KeyStore
 from hubcluster.keys import key_fingerprint, key_sha
+from hubcluster.ssh_admission import Admission, AdmittedServer
 
 log = logging.getLogger("hubcluster.ssh")
 
@@ -57,7 +58,7 @@ def classify(key: asyncssh.SSHKey, hub_key: asyncssh.SSHKey, keystore: KeyStore)
     return Role.CLIENT if keystore.is_known(sha) else Role.UNREGISTERED
 
 
-class HubSSHServer(asyncssh.SSHServer):
+class HubSSHServer(AdmittedServer):
     """One connection's authentication; `on_identity(conn, identity)` hears who got in."""
 
     def __init__(
@@ -65,7 +66,9 @@ class HubSSHServer(asyncssh.SSHServer):
         hub_key: asyncssh.SSHKey,
         keystore: KeyStore,
         on_identity: Callable[[asyncssh.SSHServerConnection, Identity], None],
+        admission: Admission,
     ) -> None:
+        super().__init__(admission)
         self._hub_key = hub_key
         self._keystore = keystore
         self._on_identity = on_identity
@@ -75,6 +78,7 @@ class HubSSHServer(asyncssh.SSHServer):
         self.identity: Identity | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        super().connection_made(conn)
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._address = str(peer[0]) if peer else "?"
@@ -96,6 +100,7 @@ class HubSSHServer(asyncssh.SSHServer):
         return True
 
     def auth_completed(self) -> None:
+        super().auth_completed()
         self.identity = self._pending
         if self.identity is not None and self._conn is not None:
             self._on_identity(self._conn, self.identity)

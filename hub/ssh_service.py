@@ -31,6 +31,7 @@ from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
 from hubcluster.config_check import split_address
 from hubcluster.keys import key_fingerprint, load_private_key
 from hubcluster.messages import MasterInfo, MessageError, RegisterReply, RegisterRequest
+from hubcluster.ssh_admission import Admission
 from hubcluster.ssh_options import server_options
 
 log = logging.getLogger("hubcluster.ssh")
@@ -100,10 +101,11 @@ class HubService:
         self._background: set[asyncio.Task] = set()
         # Who authenticated on each live connection; sessions look themselves up here.
         self._identities: weakref.WeakKeyDictionary[object, Identity] = weakref.WeakKeyDictionary()
+        self.admission = Admission(f"{name} SSH service")
 
     # ----- connections ------------------------------------------------------------------
     def server(self) -> HubSSHServer:
-        return HubSSHServer(self.hub_key, self.keystore, self._authenticated)
+        return HubSSHServer(self.hub_key, self.keystore, self._authenticated, self.admission)
 
     def _authenticated(self, conn: asyncssh.SSHServerConnection, identity: Identity) -> None:
         self._identities[conn] = identity

@@ -223,7 +223,8 @@ class HubStore:
         counts = [0] * len(pulls)
         if reports:
             result = self.db[REPORTS].bulk_write(reports, ordered=False)
-            for op_index in result.upserted_ids:
+            # None: the server answered without an upsert list, so nothing was new.
+            for op_index in result.upserted_ids or {}:
                 counts[owner[op_index]] += 1
         # Before the cursors: a summary write that fails is redone with the re-pulled reports.
         write_latest_outcomes(self.db, [(p.host, p.records) for p in pulls], now)

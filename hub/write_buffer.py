@@ -18,7 +18,7 @@ log = logging.getLogger("hubcluster.write_buffer")
 
 
 class WriteBuffer(Generic[T]):
-    def __init__(self, name: str, write: Callable[[list[T]], None], limit: int = 100_000) -> None:
+    def __init__(self, name: str, write: Callable[[list[T]], object], limit: int = 100_000) -> None:
         self.name = name
         self._write = write
         self._limit = limit

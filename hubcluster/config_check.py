@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from hubcluster.durations import YEAR, format_bound, parse_duration
 
@@ -61,6 +62,14 @@ class Section:
             return default
         return self.data[key]
 
+    # A given default or required=True means a str comes back, never None. Below this method,
+    # `str` in the class body names it, hence `builtins.str` in the annotations.
+    @overload
+    def str(self, key: str, default: str, required: bool = False) -> str: ...
+    @overload
+    def str(self, key: str, default: None = None, *, required: Literal[True]) -> str: ...
+    @overload
+    def str(self, key: str, default: None = None, required: bool = False) -> str | None: ...
     def str(self, key: str, default: str | None = None, required: bool = False) -> str | None:
         value = self._get(key, default, required)
         if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -71,7 +80,9 @@ class Section:
             raise ConfigError(f"{self._name(key)}: must not contain control characters")
         return value
 
-    def int(self, key: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    def int(
+        self, key: builtins.str, default: int, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = self._get(key, default, False)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{self._name(key)}: must be an integer, got {value!r}")
@@ -81,7 +92,7 @@ class Section:
         return value
 
     def duration(
-        self, key: str, default: float, minimum: float = 0.0, maximum: float = YEAR
+        self, key: builtins.str, default: float, minimum: float = 0.0, maximum: float = YEAR
     ) -> float:
         """A duration in seconds, from `minimum` to `maximum` (a year unless stated): every
         value taken is one a scheduler, a timeout and a timedelta can all hold."""
@@ -103,7 +114,21 @@ class Section:
             )
         return seconds
 
-    def address(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+    @overload
+    def address(
+        self, key: builtins.str, default: builtins.str, required: bool = False
+    ) -> builtins.str: ...
+    @overload
+    def address(
+        self, key: builtins.str, default: None = None, *, required: Literal[True]
+    ) -> builtins.str: ...
+    @overload
+    def address(
+        self, key: builtins.str, default: None = None, required: bool = False
+    ) -> builtins.str | None: ...
+    def address(
+        self, key: builtins.str, default: builtins.str | None = None, required: bool = False
+    ) -> builtins.str | None:
         """A `host:port` string with a valid port."""
         value = self.str(key, default, required)
         if value is None:
@@ -115,7 +140,7 @@ class Section:
         return value
 
     def networks(
-        self, key: str, default: list[str]
+        self, key: builtins.str, default: list[builtins.str]
     ) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         value = self._get(key, default, False)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -128,10 +153,10 @@ class Section:
                 raise ConfigError(f"{self._name(key)}: {item!r} is not a network (CIDR)") from None
         return nets
 
-    def table(self, key: str, required: bool = False) -> Section:
+    def table(self, key: builtins.str, required: bool = False) -> Section:
         return Section(self._get(key, {}, required), self._name(key))
 
-    def tables(self, key: str) -> list[Section]:
+    def tables(self, key: builtins.str) -> list[Section]:
         value = self._get(key, [], False)
         if not isinstance(value, list):
             raise ConfigError(f"{self._name(key)}: must be an array of tables ([[{key}]])")

@@ -221,7 +221,8 @@ async def read_remote_manifest(sftp: asyncssh.SFTPClient, release: str) -> bytes
     """The manifest bytes of `release` as the hub serves them (not yet checked)."""
     try:
         async with sftp.open(release + MANIFEST_SUFFIX, "rb") as handle:
-            data = await handle.read(MAX_MANIFEST_BYTES + 1)
+            # The annotation picks read()'s bytes form: asyncssh types it AnyStr, by open mode.
+            data: bytes = await handle.read(MAX_MANIFEST_BYTES + 1)
     except asyncssh.SFTPError as exc:
         raise ReleaseTreeError(
             f"fetching the manifest of release {release}: {exc.reason}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 # ----- kinds ----------------------------------------------------------------------------------
 
@@ -28,38 +28,39 @@ SKIPPED = "skipped"  # out of context (class expression) or locked (ifelapsed)
 STATUSES = (KEPT, REPAIRED, NOT_KEPT, SKIPPED)
 
 # ----- field names --------------------------------------------------------------------------
+# Final, so that the TypedDicts below are checked against the payloads built with these names.
 # Stored reports keep the payload under this key (see hubcluster.messages.REPORT_FIELDS).
 PAYLOAD = "payload"
 
 # one promise's result inside an outcome
-PROMISE_NAME = "name"
-PROMISE_STATUS = "status"
-PROMISE_REASON = "reason"
-PROMISE_SECONDS = "seconds"
-PROMISE_OUTPUT = "output"
+PROMISE_NAME: Final = "name"
+PROMISE_STATUS: Final = "status"
+PROMISE_REASON: Final = "reason"
+PROMISE_SECONDS: Final = "seconds"
+PROMISE_OUTPUT: Final = "output"
 
 # an outcome payload
-OUTCOME_RELEASE = "release"
-OUTCOME_SERVER = "server"
-OUTCOME_EXIT_CODE = "exit_code"
-OUTCOME_ERROR = "error"  # why the policy could not run at all, else None
-OUTCOME_PROMISES = "promises"
+OUTCOME_RELEASE: Final = "release"
+OUTCOME_SERVER: Final = "server"
+OUTCOME_EXIT_CODE: Final = "exit_code"
+OUTCOME_ERROR: Final = "error"  # why the policy could not run at all, else None
+OUTCOME_PROMISES: Final = "promises"
 
 # a gap payload: the spool dropped `count` reports numbered `first`..`last`, and why
-GAP_FIRST = "first"
-GAP_LAST = "last"
-GAP_COUNT = "count"
-GAP_REASON = "reason"
+GAP_FIRST: Final = "first"
+GAP_LAST: Final = "last"
+GAP_COUNT: Final = "count"
+GAP_REASON: Final = "reason"
 
 # an inventory payload
-INV_HOSTNAME = "hostname"
-INV_OS = "os"
-INV_KERNEL = "kernel"
-INV_UPTIME = "uptime"
-INV_ADDRESSES = "addresses"
-INV_AGENT_VERSION = "agent_version"
-INV_POLICY_RELEASE = "policy_release"
-INV_POLICY_SERVER = "policy_server"
+INV_HOSTNAME: Final = "hostname"
+INV_OS: Final = "os"
+INV_KERNEL: Final = "kernel"
+INV_UPTIME: Final = "uptime"
+INV_ADDRESSES: Final = "addresses"
+INV_AGENT_VERSION: Final = "agent_version"
+INV_POLICY_RELEASE: Final = "policy_release"
+INV_POLICY_SERVER: Final = "policy_server"
 
 
 class PromiseResult(TypedDict):

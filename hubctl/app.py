@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from hubcluster.usage_errors import OneLineErrors, command_app
-from hubctl import check_command, fleet_commands, query_commands, replset_commands
+from hubctl import (
+    check_command,
+    fleet_commands,
+    member_commands,
+    query_commands,
+    replset_commands,
+)
 from hubctl.lab_loader import LazyLabGroup
 
 
@@ -25,6 +31,7 @@ replset_commands.register(app)
 query_commands.register(app)
 fleet_commands.register(app)
 check_command.register(app)
+member_commands.register(app)
 
 
 def main() -> None:

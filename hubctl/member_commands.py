@@ -1,4 +1,8 @@
-"""`hubctl member add|remove|replace`: change which hubs' mongods make up the replica set."""
+"""`hubctl member add|remove|replace`: change which hubs' mongods make up the replica set.
+
+Each command shows its plan (one reconfig per step) and asks on a terminal before it
+changes anything; a refusal is one line naming the reason, and nothing is changed.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,25 @@ from typing import Annotated
 
 import typer
 
-from hub.replset_members import add_member, remove_member, replace_member
+from hub.membership import Membership, MembershipPlan
+from hub.replset import ReplicaSet
 from hubctl.cluster_option import ConfigOpt, MongoOpt, TimeoutOpt
+from hubctl.confirmation import confirm_or_cancel
+from hubctl.duration_option import WAIT, duration_option
 from hubctl.output import EXIT_USAGE, fail, say
 from hubctl.replset_commands import parse_address, replset
 
 member_app = typer.Typer(help="Add, remove or replace a member of the replica set (a hub).")
 
-CatchUpOpt = Annotated[
-    float,
-    typer.Option("--wait", help="Seconds a new member may take to catch up before it counts"),
+WaitOpt = Annotated[
+    float | None,
+    duration_option(
+        "--wait",
+        allowed=WAIT,
+        help="Wait this long for the new hub to catch up and be made electable",
+    ),
 ]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing the set")]
 
 
 def _named(text: str, what: str) -> tuple[str, str]:
@@ -27,48 +39,64 @@ def _named(text: str, what: str) -> tuple[str, str]:
     return hub, parse_address(address)
 
 
+def _carry_out(rs: ReplicaSet, plan: MembershipPlan, yes: bool, wait: float | None) -> None:
+    for line in plan.describe():
+        say(line)
+    confirm_or_cancel(yes, plan.title)
+    membership = Membership(rs)
+    for line in membership.apply(plan):
+        say(line)
+    if plan.promotion is not None and wait is not None:
+        say(membership.wait_promoted(plan.promotion.host, wait))
+
+
 @member_app.command("add")
 def member_add(
-    member: Annotated[str, typer.Argument(help="HUB=HOST:PORT of the new member")],
+    member: Annotated[str, typer.Argument(help="HUB=HOST:PORT of the new hub's mongod")],
     priority: Annotated[
-        float, typer.Option("--priority", help="Its priority once it has caught up")
+        float, typer.Option("--priority", help="Its priority once it has caught up", min=0)
     ] = 1.0,
-    wait: CatchUpOpt = 60.0,
+    wait: WaitOpt = None,
+    yes: YesOpt = False,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
-    """Add a hub's member: unelectable (priority 0) until it is a caught-up secondary."""
+    """Add a hub's member: priority 0 until the master hub sees it has caught up."""
     hub, host = _named(member, "member")
     with replset(mongo, config, timeout) as rs:
-        for step in add_member(rs, hub, host, priority, catch_up_timeout=wait):
-            say(step)
+        _carry_out(rs, Membership(rs).plan_add(hub, host, priority), yes, wait)
 
 
 @member_app.command("remove")
 def member_remove(
     member: Annotated[str, typer.Argument(help="Hub name (hub1) or HOST:PORT")],
+    yes: YesOpt = False,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
     """Remove a member; refused for the primary and when the rest would lack a majority."""
     with replset(mongo, config, timeout) as rs:
-        for step in remove_member(rs, member):
-            say(step)
+        _carry_out(rs, Membership(rs).plan_remove(member), yes, None)
 
 
 @member_app.command("replace")
 def member_replace(
-    old: Annotated[str, typer.Argument(help="The member to replace: hub name or HOST:PORT")],
-    new: Annotated[str, typer.Argument(help="HUB=HOST:PORT of its replacement")],
-    wait: CatchUpOpt = 60.0,
+    old: Annotated[str, typer.Argument(help="The hub to replace: hub name or HOST:PORT")],
+    new: Annotated[str, typer.Argument(help="HUB=HOST:PORT of its replacement's mongod")],
+    wait: WaitOpt = None,
+    yes: YesOpt = False,
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
-    """Replace a (dead) member: add the new one, wait until it caught up, remove the old."""
+    """Replace a (dead) hub: remove it, add the new one; it takes the old one's priority
+    once it has caught up."""
     hub, host = _named(new, "NEW")
     with replset(mongo, config, timeout) as rs:
-        for step in replace_member(rs, old, hub, host, catch_up_timeout=wait):
-            say(step)
+        _carry_out(rs, Membership(rs).plan_replace(old, hub, host), yes, wait)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(member_app, name="member")

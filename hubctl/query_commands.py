@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +14,7 @@ from pymongo.errors import PyMongoError
 
 from hub.events import list_events
 from hub.mongo import connect
-from hub.queries import Queries, QueryError, read_preference
+from hub.queries import Queries, QueryError, check_kind, read_preference
 from hubctl.cluster_option import ConfigOpt, MongoOpt, resolve_uri
 from hubctl.duration_option import LOOKBACK, STALENESS, duration_option
 from hubctl.output import (
@@ -44,8 +45,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="JSON on stdout")]
 
 
 @contextmanager
-def queries(mongo: str | None, config: object, mode: str, staleness: float) -> Iterator[Queries]:
-    uri = resolve_uri(mongo, config)  # type: ignore[arg-type]
+def queries(
+    mongo: str | None, config: Path | None, mode: str, staleness: float
+) -> Iterator[Queries]:
+    uri = resolve_uri(mongo, config)
     try:
         pref = read_preference(mode, staleness)
     except QueryError as exc:
@@ -110,6 +113,10 @@ def query_reports(
     """The latest reports one host sent."""
     if last < 1:
         fail("--last must be at least 1", EXIT_USAGE)
+    try:
+        check_kind(kind)
+    except QueryError as exc:
+        fail(f"--kind: {exc}", EXIT_USAGE)
     with queries(mongo, config, mode, staleness) as q:
         rows = q.reports(host, kind, last)
     if as_json:
@@ -121,7 +128,9 @@ def query_reports(
     for r in rows:
         when = dt.datetime.fromtimestamp(r["time"], dt.UTC)
         payload = json.dumps(r["payload"], default=str)
-        table.add_row(str(r["seq"]), r["kind"], f"{when:%Y-%m-%d %H:%M:%S}", payload[:120])
+        # A preview: `--json` has the whole payload.
+        preview = payload if len(payload) <= 120 else payload[:119] + "…"
+        table.add_row(str(r["seq"]), r["kind"], f"{when:%Y-%m-%d %H:%M:%S}", preview)
     console.print(table)
 
 
@@ -164,7 +173,8 @@ def fleet_lines(fleet: dict) -> list[str]:
     ]
     silent = fleet["no_outcome"]
     if silent:
-        lines.append(f"no outcome yet from {len(silent)} host(s): {', '.join(silent)}")
+        named = ", ".join(silent[:5]) + (", ..." if len(silent) > 5 else "")
+        lines.append(f"no outcome yet from {len(silent)} host(s): {named}")
     return lines
 
 

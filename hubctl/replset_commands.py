@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +21,7 @@ from hub.supervisor import published_problems
 from hubcluster.config_check import split_address
 from hubcluster.durations import format_duration
 from hubctl.cluster_option import ConfigOpt, MongoOpt, TimeoutOpt, open_replset
+from hubctl.confirmation import confirm_or_cancel
 from hubctl.duration_option import (
     CATCH_UP,
     ELECTION_TIMEOUT,
@@ -46,8 +47,8 @@ maintenance_app = typer.Typer(help="Planned short outages of one member without 
 
 
 @contextlib.contextmanager
-def replset(mongo: str | None, config: object, timeout: float = 5.0) -> Iterator[ReplicaSet]:
-    rs = open_replset(mongo, config, timeout)  # type: ignore[arg-type]
+def replset(mongo: str | None, config: Path | None, timeout: float = 5.0) -> Iterator[ReplicaSet]:
+    rs = open_replset(mongo, config, timeout)
     try:
         yield rs
     except ReplsetUnreachable as exc:
@@ -113,7 +114,7 @@ def show(topo: Topology) -> None:
         say(f"maintenance window open for {who}, lapses {ago(window['until'])}")
 
 
-def _names_from_config(config: object) -> dict[str, str]:
+def _names_from_config(config: Path | None) -> dict[str, str]:
     """host:port -> hub name from a hub config's [[hubs]], for members given without a name."""
     if config is None:
         return {}
@@ -121,7 +122,7 @@ def _names_from_config(config: object) -> dict[str, str]:
     from hubcluster.config_check import ConfigError
 
     try:
-        return {h.mongo: h.name for h in load_hub_config(config).hubs}  # type: ignore[arg-type]
+        return {h.mongo: h.name for h in load_hub_config(config).hubs}
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
 
@@ -269,9 +270,7 @@ def stepdown(
             if not plan.nothing_to_do:
                 for line in plan.describe():
                     say(line)
-                # Like patronictl: a person at a terminal confirms; scripts and --yes do not.
-                if not yes and sys.stdin.isatty() and not typer.confirm("Go ahead?"):
-                    fail("switchover cancelled; nothing was changed")
+                confirm_or_cancel(yes, "switchover")
             for step in rs.switchover(target, seconds, catch_up, timeout):
                 say(step)
         else:
@@ -311,9 +310,6 @@ def register(app: typer.Typer) -> None:
     app.command("unfreeze")(unfreeze)
     app.command("stepdown")(stepdown)
     app.add_typer(maintenance_app, name="maintenance")
-    from hubctl.member_commands import member_app  # it builds on this module's helpers
-
-    app.add_typer(member_app, name="member")
 
 
 def hub_side(uri: str, topology: Topology | None, stale_after: float = 900.0) -> dict | None:

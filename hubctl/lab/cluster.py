@@ -139,20 +139,8 @@ class LabCluster:
                     self.directory / f"{name}.log",
                 )
             )
-        entries = "".join(
-            f'[[hubs]]\nname = "{h.name}"\nmongo = "{h.member}"\nservice = "{h.service}"\n\n'
-            for h in self.hubs
-        )
         for h in self.hubs:
-            h.config.write_text(
-                f'[hub]\nname = "{h.name}"\nworkdir = "{h.workdir}"\nlisten = "{h.service}"\n'
-                'trust_keys_from = ["127.0.0.0/8"]\n'
-                f'state_interval = "{self.state_interval}s"\n\n'
-                f'[replset]\nuri = "{self.uri}"\n\n'
-                f'[collector]\ninterval = "{self.collect_interval}s"\nifelapsed = "0s"\n'
-                'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
-                f'[sync]\ninterval = "{self.sync_interval}s"\n\n{entries}'
-            )
+            self.write_hub_config(h)
         # One hub key pair for all hubs, as the deploy does.
         first = KeyStore(self.hubs[0].workdir / "ppkeys").hub_private_key_path
         key, _ = ensure_key_pair(first)
@@ -174,6 +162,28 @@ class LabCluster:
             _, err = proc.communicate(timeout=60)
             if proc.returncode != 0:
                 raise RuntimeError(f"hubd init of {h.name} failed: {err.decode().strip()}")
+
+    def write_hub_config(self, hub: LabHub) -> None:
+        """`hub`'s config; its [[hubs]] are the lab's hubs as they are now."""
+        entries = "".join(
+            f'[[hubs]]\nname = "{h.name}"\nmongo = "{h.member}"\nservice = "{h.service}"\n\n'
+            for h in self.hubs
+        )
+        hub.config.write_text(
+            f'[hub]\nname = "{hub.name}"\nworkdir = "{hub.workdir}"\nlisten = "{hub.service}"\n'
+            'trust_keys_from = ["127.0.0.0/8"]\n'
+            f'state_interval = "{self.state_interval}s"\n\n'
+            f'[replset]\nuri = "{self.uri}"\n\n'
+            f'[collector]\ninterval = "{self.collect_interval}s"\nifelapsed = "0s"\n'
+            'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
+            f'[sync]\ninterval = "{self.sync_interval}s"\n\n{entries}'
+        )
+
+    def replace(self, name: str) -> str:
+        """Replace hub `name` for good by a new hub on a new mongod (hubctl lab replace)."""
+        from hubctl.lab.replacement import replace_hub
+
+        return replace_hub(self, name)
 
     def _launch_hub(self, hub: LabHub) -> None:
         log = open(hub.log, "ab")  # noqa: SIM115 - the child owns it

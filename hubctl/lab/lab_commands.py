@@ -128,6 +128,14 @@ def heal(hub: Annotated[str, typer.Argument()], directory: DirOpt = DEFAULT_DIR)
     _act("heal", hub, directory)
 
 
+def replace(
+    hub: Annotated[str, typer.Argument(help="The hub to replace for good")],
+    directory: DirOpt = DEFAULT_DIR,
+) -> None:
+    """Kill a hub for good and replace it by a new one (hubctl member replace, caught up)."""
+    _act("replace", hub, directory)
+
+
 def status(directory: DirOpt = DEFAULT_DIR) -> None:
     """The running lab's hubs, as JSON."""
     try:
@@ -165,5 +173,5 @@ def scenario_failover(
 def register(app: typer.Typer) -> None:
     app.add_typer(scenario_app, name="scenario")
     app.command("up")(up)
-    for command in (kill, revive, isolate, heal, status, down):
+    for command in (kill, revive, isolate, heal, replace, status, down):
         app.command(command.__name__)(command)

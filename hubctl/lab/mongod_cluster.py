@@ -61,6 +61,12 @@ class MongodCluster:
             self._spawn(index)
         return self
 
+    def add_member(self) -> str:
+        """Start one more mongod, in no set's config yet: a new machine for a dead one's place."""
+        self.ports.append(free_port())
+        self._spawn(len(self.ports) - 1)
+        return self.hosts[-1]
+
     def kill(self, member: str | int) -> str:
         index = self._index(member)
         proc = self.procs.pop(index)

@@ -20,6 +20,7 @@ import asyncssh
 
 from client_agent.report_service import ReportServer, parse_reports_command
 from client_agent.state import ClientState
+from hubcluster.ssh_admission import Admission
 
 # (seq, line) pairs; a line is text or a callable making it, so huge lines exist one at a time
 Lines = Callable[[], Iterable[tuple[int, str | Callable[[], str]]]]
@@ -37,10 +38,11 @@ async def start_line_service(state: ClientState, lines: Lines) -> asyncssh.SSHAc
         except (asyncssh.Error, OSError, BrokenPipeError):
             process.close()  # the collector stopped reading: expected
 
+    admission = Admission("hostile report service")
     return await asyncssh.listen(
         "127.0.0.1",
         0,
-        server_factory=lambda: ReportServer(state),
+        server_factory=lambda: ReportServer(state, admission),
         server_host_keys=[state.client_key()],
         process_factory=serve,
         config=None,

@@ -139,15 +139,28 @@ def test_cli_compliance_json(real_fleet):
     assert [h["host"] for h in doc["hosts"] if not h["compliant"]] == [NOT_KEPT_ON]
 
 
+def test_compliance_before_any_host_reported(standin_set):
+    result = runner.invoke(app, ["query", "compliance", "--mongo", standin_set.uri])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("fleet: none of 0 hosts has reported an outcome yet")
+    result = runner.invoke(app, ["query", "compliance", "--json", "--mongo", standin_set.uri])
+    doc = json.loads(result.stdout)
+    assert doc["promises"] == [] and doc["fleet"]["reporting"] == 0
+    assert doc["fleet"]["share"] is None
+
+
 def test_cli_hosts_reports_and_history(real_fleet):
     result = hubctl(real_fleet, "query", "hosts")
     assert result.exit_code == 0 and "4 hosts" in result.stdout
     assert all(name in result.stdout for name in real_fleet.clients)
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "…" not in result.stdout
     result = hubctl(real_fleet, "query", "reports", "client002", "--last", "2")
     assert result.exit_code == 0 and "inventory" in result.stdout and "outcome" in result.stdout
     result = hubctl(real_fleet, "query", "reports", "nosuch")
     assert result.exit_code == 1 and "no host 'nosuch'" in result.stderr
+    result = hubctl(real_fleet, "query", "reports", "client002", "--kind", "compliance")
+    assert result.exit_code == 2 and "--kind: no report kind 'compliance'" in result.stderr
     result = hubctl(real_fleet, "query", "hosts", "--max-staleness", "10")
     assert result.exit_code == 2 and "at least 90 seconds" in result.stderr
     result = hubctl(real_fleet, "history", "--since", "1h", "--json")

@@ -52,6 +52,17 @@ def test_oversized_report_is_rejected():
     assert "exceeds the limit of 1024" in parsed.rejected[0]["reason"]
 
 
+def test_a_number_too_long_for_python_is_rejected_and_passed():
+    # json.loads refuses integers of over 4300 digits with a plain ValueError, not a
+    # JSONDecodeError: once an AttributeError that failed the whole pull, every round.
+    huge = line(2)[:-1] + ', "n": ' + "9" * 5000 + "}"
+    parsed = parse_report_lines("\n".join([line(1), huge, line(3)]), since=0, max_bytes=1 << 20)
+    assert [r["seq"] for r in parsed.records] == [1, 3]
+    assert [r["seq"] for r in parsed.rejected] == [2]
+    assert parsed.rejected[0]["reason"].startswith("not JSON (Exceeds the limit (4300 digits)")
+    assert parsed.error is None
+
+
 def test_a_line_without_seq_stops_the_parse():
     text = "\n".join([line(1), "{not json", line(3)])
     parsed = parse_report_lines(text, since=0, max_bytes=1024)
@@ -106,3 +117,11 @@ def test_payloads_of_the_wrong_shape_are_rejected_naming_the_problem():
     reasons = [r["reason"] for r in parsed.rejected]
     for (_, expected), reason in zip(cases, reasons, strict=True):
         assert reason.startswith(expected), reason
+
+
+def test_a_time_no_date_can_hold_is_rejected_before_any_write():
+    text = "\n".join([line(1, time=1e300), line(2, time=-5), line(3, time=float("nan")), line(4)])
+    parsed = parse_report_lines(text, since=0, max_bytes=1024)
+    assert [r["seq"] for r in parsed.records] == [4]
+    assert [r["seq"] for r in parsed.rejected] == [1, 2, 3]
+    assert all("between 1970 and 9999" in r["reason"] for r in parsed.rejected)

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # What pyproject.toml packs into the wheel, and what the build reads besides.
 PACKAGES = ("hubcluster", "hub", "hubctl", "client_agent")
-BUILD_FILES = ("pyproject.toml", "README.md")
+BUILD_FILES = ("pyproject.toml", "README.md", "LICENSE")
 CACHE = Path(
     os.environ.get("HUBCLUSTER_TEST_CACHE") or Path(tempfile.gettempdir()) / "hubcluster-test-cache"
 )

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pymongo
-import pytest
 from pymongo import WriteConcern
 from pymongo.errors import PyMongoError
 
@@ -156,8 +155,8 @@ def test_lab_mongo_stops_on_sigterm_while_a_write_waits():
     assert outcome["result"] != "acknowledged"
 
 
-@pytest.mark.parametrize("clients", [10])
-def test_concurrent_majority_writers_all_acknowledged(standin_set, clients):
+def test_concurrent_majority_writers_all_acknowledged(standin_set):
+    clients = 10
     errors: list[str] = []
 
     def writer(n: int) -> None:

@@ -3,8 +3,11 @@ tests/standin runs mongosh and the Node.js driver on top of these)."""
 
 from __future__ import annotations
 
+import uuid
+
 import pymongo
 import pytest
+from bson import Binary
 from bson.int64 import Int64
 from pymongo import WriteConcern
 from pymongo.errors import (
@@ -177,3 +180,29 @@ def test_initiate_without_config_then_reconfig_rules(standin):
         f"mongodb://{local}/?directConnection=true", serverSelectionTimeoutMS=5000
     ) as other:
         assert other.admin.command("hello")["me"] == local
+
+
+def test_a_retried_write_is_answered_not_redone_even_on_the_next_primary(standin_set):
+    session = {"id": Binary(uuid.uuid4().bytes, 4)}
+    insert = {"documents": [{"_id": "once", "n": 0}], "writeConcern": {"w": "majority"}}
+    bump = {"updates": [{"q": {"_id": "once"}, "u": {"$inc": {"n": 1}}}]}
+    with pymongo.MongoClient(standin_set.uri) as client:
+        first = client.fid.command("insert", "c", lsid=session, txnNumber=Int64(1), **insert)
+        again = client.fid.command("insert", "c", lsid=session, txnNumber=Int64(1), **insert)
+        assert first == again == {"n": 1, "ok": 1}
+        client.fid.command("update", "c", lsid=session, txnNumber=Int64(2), **bump)
+        old = _primary(client)
+        with _direct(old) as direct:
+            direct.admin.command("replSetStepDown", 30)
+        wait_until(lambda: standin_set.primary() not in (None, old), what="a new primary")
+        retry = client.fid.command("update", "c", lsid=session, txnNumber=Int64(2), **bump)
+        assert retry["n"] == 1 and _primary(client) != old
+        assert list(client.fid.c.find()) == [{"_id": "once", "n": 1}]
+
+
+def test_localhost_and_host_names_do_not_mix(standin):
+    with _direct(standin.hosts[0]) as client, pytest.raises(OperationFailure) as err:
+        port = standin.hosts[1].split(":")[1]
+        members = [{"_id": 0, "host": standin.hosts[0]}, {"_id": 1, "host": f"hub2:{port}"}]
+        client.admin.command("replSetInitiate", {"_id": standin.set_name, "members": members})
+    assert err.value.code == 2 and "must be localhost references" in str(err.value)

@@ -23,6 +23,7 @@ PACKAGE_JSON = HERE / "package.json"
 SCRIPTS = HERE / "js"
 CACHE_ROOT = Path(os.environ.get("HUBCLUSTER_NPM_CACHE", Path.home() / ".cache/hubcluster/npm"))
 INSTALL_TIMEOUT = 600
+NODE_AT_LEAST = (20, 19)  # the pinned mongodb driver's "engines"; mongosh 2.x needs less
 
 
 class ClientsUnavailable(RuntimeError):
@@ -42,7 +43,7 @@ class NodeClients:
         cmd = [str(self.mongosh), "--quiet", "--norc", uri, str(SCRIPTS / script)]
         return _run(cmd, timeout, env)
 
-    def driver(self, script: str, timeout: float = 90, **env: str) -> subprocess.Popen:
+    def driver(self, script: str, **env: str) -> subprocess.Popen:
         """Start tests/standin/js/`script` under node with the pinned `mongodb` driver."""
         full = {**os.environ, **env, "NODE_PATH": str(self.root / "node_modules")}
         return subprocess.Popen(
@@ -83,6 +84,11 @@ def install() -> NodeClients:
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             raise ClientsUnavailable(f"{tool} is not on PATH; the real-client tier needs Node.js")
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout
+    numbers = tuple(int(n) for n in version.strip().lstrip("v").split(".")[:2] if n.isdigit())
+    if numbers < NODE_AT_LEAST:
+        need = ".".join(map(str, NODE_AT_LEAST))
+        raise ClientsUnavailable(f"node {version.strip()} is older than {need} (mongodb needs it)")
     spec = PACKAGE_JSON.read_bytes()
     root = CACHE_ROOT / hashlib.sha256(spec).hexdigest()[:16]
     done = root / ".installed"

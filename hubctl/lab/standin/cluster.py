@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from hubctl.lab.standin.model import ReplicaSetModel
+from hubctl.lab.standin.model import Member, ReplicaSetModel
 from hubctl.lab.standin.server import MemberServer
 
 STATE_NAMES = {0: "STARTUP", 1: "PRIMARY", 2: "SECONDARY", 8: "DOWN", 10: "REMOVED"}
@@ -87,6 +87,17 @@ class StandinCluster:
         return next(s for s in self.servers if s.name == name)
 
     # ----- control -----------------------------------------------------------------------
+    def add_member(self) -> str:
+        """Start one more mongod, in no set's config yet: a new machine for a dead one's place."""
+        assert self.model is not None
+        server = MemberServer(self.model, "", None)
+        server.start()
+        server.name = f"127.0.0.1:{server.port}"
+        with self.model.lock:
+            self.model.members.append(Member(len(self.model.members), server.name))
+        self.servers.append(server)
+        return server.name
+
     def kill(self, member: str | int) -> str:
         """Crash a member: it stops answering and refuses connections."""
         assert self.model is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from hubctl.lab.standin import admin, reconfig, stats
@@ -84,7 +85,17 @@ def dispatch(server: MemberServer, request: Any) -> dict[str, Any]:
         write_concern = cmd.get("writeConcern")
         if name in WRITES:
             op = WRITES[name]
-            return model.write(server.name, lambda store: op(store, db, cmd), write_concern)
+            txn = _retryable(cmd)
+            return model.write(server.name, lambda store: op(store, db, cmd), write_concern, txn)
         if name == "dropdatabase":
             return model.write(server.name, lambda store: store.drop_database(db), write_concern)
     raise CommandError(59, "CommandNotFound", f"no such command: '{request.command_name}'")
+
+
+def _retryable(cmd: dict[str, Any]) -> tuple | None:
+    """A retryable write's (session id, txnNumber), which mongod keeps to answer a retry."""
+    lsid = cmd.get("lsid")
+    if "txnNumber" not in cmd or not isinstance(lsid, dict) or "id" not in lsid:
+        return None
+    session = lsid["id"]
+    return (session.bytes if isinstance(session, uuid.UUID) else bytes(session), cmd["txnNumber"])

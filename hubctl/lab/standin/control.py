@@ -13,7 +13,9 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-ACTIONS = ("kill", "revive", "isolate", "heal")
+ACTIONS = ("kill", "revive", "isolate", "heal", "replace")
+# Replacing a hub waits for its successor to catch up (the whole lab only).
+SLOW_ACTIONS = {"replace": 180.0}
 
 
 class Controllable(Protocol):
@@ -56,10 +58,16 @@ def serve_control(cluster: Controllable, port: int = 0, on_down: Any = None) -> 
                 self._send(404, {"error": f"use POST /{{{','.join(ACTIONS)}}}/MEMBER"})
                 return
             action, member = parts
+            if not hasattr(cluster, action):
+                self._send(404, {"error": f"this lab cannot {action}"})
+                return
             try:
                 name = getattr(cluster, action)(member)
             except KeyError as exc:
                 self._send(404, {"error": exc.args[0]})
+                return
+            except RuntimeError as exc:
+                self._send(409, {"error": str(exc)})
                 return
             self._send(200, {"member": name, "action": action, "status": cluster.status()})
 
@@ -67,7 +75,10 @@ def serve_control(cluster: Controllable, port: int = 0, on_down: Any = None) -> 
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, name="standin-control", daemon=True).start()
+    # shutdown() waits for the loop's next poll; a short poll lets SIGTERM stop the lab at once.
+    threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="standin-control", daemon=True
+    ).start()
     return server
 
 
@@ -84,7 +95,7 @@ def control_request(address: str, action: str, member: str | None = None) -> dic
             f"unknown action {action!r} (use {', '.join(ACTIONS)} MEMBER, or status)"
         )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=SLOW_ACTIONS.get(action, 10)) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         detail = json.loads(exc.read() or b"{}").get("error", exc.reason)

@@ -48,6 +48,10 @@ class OplogEntry:
     counter: int
     wall: float
     entries: list[Entry]
+    # A retryable write's (lsid, txnNumber) and its reply: replicated with the write, so a
+    # retry on the next primary answers the first outcome instead of writing twice.
+    txn: tuple | None = None
+    reply: dict | None = None
 
     @property
     def optime(self) -> tuple[int, int]:
@@ -78,6 +82,7 @@ class Member:
     election_term: int = 0
     started_at: float = field(default_factory=time.time)
     oplog: list[OplogEntry] = field(default_factory=list)
+    retried: dict[tuple, OplogEntry] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.host = self.host or self.name
@@ -299,18 +304,26 @@ class ReplicaSetModel:
             self._event(f"{m.name} rolled back {n} oplog entries and resynced from {source.name}")
             m.store.wipe()
             m.oplog = []
+            m.retried = {}
             n = 0
         for entry in source.oplog[n:]:
             m.store.apply(entry.entries)
             m.oplog.append(entry)
+            if entry.txn is not None:
+                m.retried[entry.txn] = entry
 
     def write(
         self,
         name: str,
         op: Callable[[MemberStore], tuple[dict, list[Entry]]],
         write_concern: dict | None,
+        txn: tuple | None = None,
     ) -> dict:
-        """Run a write on the primary, replicate it, and honour the write concern."""
+        """Run a write on the primary, replicate it, and honour the write concern.
+
+        `txn` is a retryable write's (lsid id, txnNumber): a retry of one already applied
+        here (or replicated here from the primary that applied it) is answered, not redone.
+        """
         with self.lock:
             m = self.member(name)
             if self.config is None:
@@ -318,13 +331,20 @@ class ReplicaSetModel:
             if m.state != PRIMARY:
                 raise not_primary()
             satisfied = self._write_concern_rule(write_concern)
-            reply, entries = op(m.store)
-            if not entries:
-                return reply
-            self.counter += 1
-            m.oplog.append(OplogEntry(self.term, self.counter, time.time(), entries))
-            written = m.oplog[-1]
-            self._replicate()
+            done = m.retried.get(txn) if txn is not None else None
+            if done is not None:
+                reply, written = dict(done.reply or {"ok": 1}), done
+            else:
+                reply, entries = op(m.store)
+                if not entries:
+                    return reply
+                self.counter += 1
+                written = OplogEntry(self.term, self.counter, time.time(), entries, txn, reply)
+                m.oplog.append(written)
+                if txn is not None:
+                    m.retried[txn] = written
+                self._replicate()
+                reply = dict(reply)
             if isinstance(satisfied, dict):
                 # mongod applies the write, then reports the concern it can never meet.
                 reply["writeConcernError"] = satisfied

@@ -18,6 +18,7 @@ from hubctl.lab.standin.errors import CommandError
 from hubctl.lab.standin.model import DOWN, PRIMARY, REMOVED, SECONDARY, Member, ReplicaSetModel
 
 MAX_VOTING = 7
+_LOCALHOST = ("localhost", "127.0.0.1", "[::1]", "::1")
 MAX_MEMBERS = 50
 
 
@@ -80,6 +81,14 @@ def _validate(model: ReplicaSetModel, config: Any) -> list[dict[str, Any]]:
                     f"members.{seen[c[field]]}.{field} == members.{i}.{field} == {c[field]}"
                 )
             seen[c[field]] = i
+    local = sum(1 for c in members if c["host"].rsplit(":", 1)[0] in _LOCALHOST)
+    if local not in (0, len(members)):
+        raise CommandError(
+            2,
+            "BadValue",
+            "Either all host names in a replica set configuration must be localhost "
+            f"references, or none must be; found {local} out of {len(members)}",
+        )
     voting = sum(c["votes"] for c in members)
     if not members or len(members) > MAX_MEMBERS or not 1 <= voting <= MAX_VOTING:
         raise _invalid(

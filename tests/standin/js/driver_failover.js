@@ -68,6 +68,7 @@ async function main() {
     JSON.stringify({
       acked: writes.map((w) => w.seq),
       errors,
+      brokeAt,
       primaryBefore: before,
       primaryAfter: first ? first.by : null,
       firstWriteAfterBreakMs: first ? first.at - brokeAt : null,

@@ -2,7 +2,7 @@
 // initiate with no config, add the others (one as localhost:PORT), status, conf, tags,
 // refused reconfigs, freeze, stepDown, remove. Prints what it saw as JSON on the last line.
 const hosts = process.env.HOSTS.split(",");
-const localhostName = "localhost:" + hosts[1].split(":")[1];
+const port = (addr) => addr.split(":").pop();
 const out = {};
 
 function code(fn) {
@@ -32,8 +32,14 @@ function other(host) {
 out.initiate = rs.initiate().ok;
 waitFor("a primary", () => db.hello().isWritablePrimary, 30);
 out.singleMember = rs.conf().members.map((m) => m.host);
-out.add1 = rs.add(localhostName).ok;
-out.add2 = rs.add(hosts[2]).ok;
+// mongod refuses a config mixing localhost references with host names, so the members are
+// added in the first one's form: localhost:PORT where that is a loopback address.
+const first = out.singleMember[0];
+const loopback = /^(localhost|127\.0\.0\.1):/.test(first);
+const named = (addr) => (loopback ? "localhost" : first.split(":")[0]) + ":" + port(addr);
+out.added = [named(hosts[1]), loopback ? hosts[2] : named(hosts[2])];
+out.add1 = rs.add(out.added[0]).ok;
+out.add2 = rs.add(out.added[1]).ok;
 waitFor(
   "three healthy members",
   () => rs.status().members.filter((m) => m.health === 1 && m.state <= 2).length === 3,
@@ -81,7 +87,7 @@ out.topologyVersion = Object.keys(hello.topologyVersion || {}).sort();
 const newPrimary = other(hello.primary);
 const cfg = newPrimary.runCommand({ replSetGetConfig: 1 }).config;
 cfg.version += 1;
-cfg.members = cfg.members.filter((m) => m.host !== hosts[2]);
+cfg.members = cfg.members.filter((m) => m.host !== out.added[1]);
 out.remove = newPrimary.runCommand({ replSetReconfig: cfg }).ok;
 out.afterRemove = newPrimary.runCommand({ replSetGetConfig: 1 }).config.members.map((m) => m.host);
 out.removedSays = code(() => other(hosts[2]).runCommand({ replSetGetStatus: 1 }));
