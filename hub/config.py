@@ -13,6 +13,9 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
     name = "CFEngineNova"
     uri = "mongodb://h1:27017,h2:27017,h3:27017/?replicaSet=CFEngineNova"
     max_staleness = "90s"               # bound for secondary reads
+    username = "hubd"                   # optional: log in (SCRAM-SHA-256, authSource admin)
+    password_file = "/etc/hubcluster/mongo-password"  # mode 0600; or $HUBCLUSTER_MONGO_PASSWORD
+    tls_ca_file = "/etc/hubcluster/mongo-ca.pem"      # optional: TLS, mongod's cert checked
 
     [[hubs]]                            # one per hub, in failover order
     name = "hub1"
@@ -31,6 +34,10 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
 
     [sync]
     interval = "1m"
+
+    [portal]                            # the web console, on when this table is given;
+    bind = "127.0.0.1"                  # see hub/portal/settings.py
+    port = 5380
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.mongo_access import AccessError, MongoAccess, access_from, redact
+from hub.portal.settings import PortalSettings, parse_portal
 from hubcluster.config_check import ConfigError, Section, load_toml
 
 DEFAULT_SERVICE_PORT = 5308
@@ -76,6 +85,8 @@ class HubConfig:
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     sync_interval: float = 60.0
     state_interval: float = 15.0
+    mongo_access: MongoAccess | None = None
+    portal: PortalSettings = field(default_factory=PortalSettings)
 
     @property
     def me(self) -> HubEntry:
@@ -109,6 +120,7 @@ def parse_hub_config(data: dict) -> HubConfig:
     replset = root.table("replset", required=True)
     collector = root.table("collector")
     sync = root.table("sync")
+    portal = root.table("portal")
     hubs = []
     for entry in root.tables("hubs"):
         hubs.append(
@@ -131,7 +143,16 @@ def parse_hub_config(data: dict) -> HubConfig:
         raise ConfigError(f"hub.name: {name!r} is not one of the [[hubs]] names")
     uri = replset.str("uri", required=True)
     if not uri.startswith(("mongodb://", "mongodb+srv://")):
-        raise ConfigError(f"replset.uri: must start with mongodb:// , got {uri!r}")
+        raise ConfigError(redact(f"replset.uri: must start with mongodb:// , got {uri!r}"))
+    try:
+        access = access_from(
+            replset.str("username"),
+            replset.str("password_file"),
+            replset.str("tls_ca_file"),
+            where="replset: ",
+        )
+    except AccessError as exc:
+        raise ConfigError(str(exc)) from None
     settings = CollectorSettings(
         interval=collector.duration("interval", 300.0, minimum=1.0),
         concurrency=collector.int("concurrency", 50, minimum=1, maximum=10_000),
@@ -154,6 +175,8 @@ def parse_hub_config(data: dict) -> HubConfig:
         collector=settings,
         sync_interval=sync.duration("interval", 60.0, minimum=1.0),
         state_interval=hub.duration("state_interval", 15.0, minimum=0.5),
+        mongo_access=access,
+        portal=parse_portal(portal, present="portal" in data),
     )
     for section in (root, hub, replset, collector, sync):
         section.reject_unknown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 
 from hub.config import load_hub_config
 from hub.keystore import KeyStore
+from hub.mongo_access import redact_logs
 from hubcluster.config_check import ConfigError
 from hubcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
 from hubcluster.keys import KeyFileError, ensure_key_pair, key_fingerprint
@@ -56,6 +58,7 @@ def run(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_logs()
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
@@ -66,7 +69,10 @@ def run(
         raise _fail(
             f"no hub key in {cfg.ppkeys}; run `hubd init --config {config}` first", EXIT_USAGE
         )
+    from hub.mongo import use_access
     from hub.node import HubNode
+
+    use_access(cfg.mongo_access)
 
     async def main() -> None:
         node = HubNode(cfg)
@@ -79,6 +85,38 @@ def run(
         asyncio.run(main())
     except OSError as exc:
         raise _fail(f"cannot start: {exc}") from None
+
+
+@app.command("hash-password")
+def hash_password() -> None:
+    """Print the argon2 hash of a password (asked twice on a terminal, else one stdin line)
+    for a [[portal.users]] password_hash."""
+    from hub.portal.passwords import MAX_SECRET_CHARS, hash_secret
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password or len(password) > MAX_SECRET_CHARS:
+        raise _fail(f"the password must be 1 to {MAX_SECRET_CHARS} characters", EXIT_USAGE)
+    typer.echo(hash_secret(password))
+
+
+@app.command("make-token")
+def make_token(name: Annotated[str, typer.Argument(help="The token's name")]) -> None:
+    """Make an API token: the token for the script on stdout, its [[portal.tokens]] entry
+    (with the hash, never the token) on stderr."""
+    from hub.portal.passwords import new_token
+    from hub.portal.settings import valid_name
+
+    if not valid_name(name):
+        raise _fail(f"a token name is letters, digits and _.@- only, got {name!r}", EXIT_USAGE)
+    token, token_hash = new_token(name)
+    typer.echo(token)
+    typer.echo(
+        f'[[portal.tokens]]\nname = "{name}"\nrole = "viewer"\ntoken_hash = "{token_hash}"',
+        err=True,
+    )
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hub import release_generations as generations
 from hub.config import HubConfig
+from hub.hub_directory import hub_names
 from hub.hub_roles import UNREACHABLE, classify_hubs
 from hub.masterfiles import (
     current_release_id,
@@ -81,7 +82,7 @@ def wait_for_holders(
     timeout: float,
 ) -> Published:
     """Wait until enough hubs hold the release; fills in who does and whether it is durable."""
-    names = [h.name for h in hub.hubs]
+    names = hub_names(hub.hubs, topology())  # a replaced hub no longer counts
     majority = len(names) // 2 + 1
     deadline = time.monotonic() + timeout
     while True:

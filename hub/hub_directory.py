@@ -16,7 +16,7 @@ from pymongo.errors import PyMongoError
 from pymongo.read_preferences import PrimaryPreferred
 
 from hub.config import HubEntry
-from hub.replset import hub_tags
+from hub.replset import Topology, hub_tags
 from hub.store import HubStore
 
 log = logging.getLogger("hubcluster.hubd")
@@ -49,6 +49,26 @@ def current_hubs(
         state = reported[host]
         hubs.append(HubEntry(names.get(host) or str(state["_id"]), host, state["service"]))
     return hubs
+
+
+def hub_names(configured: list[HubEntry], topology: Topology | None) -> list[str]:
+    """The cluster's hubs by name, for counting a majority of hubs: [[hubs]] still members,
+    then members [[hubs]] lacks, by their `hub` tag (a replacement not yet in the config).
+
+    [[hubs]] as it is when the set cannot be read or none of its hubs is a member.
+    """
+    configured_names = [h.name for h in configured]
+    if topology is None or not topology.members:
+        return configured_names
+    hosts = {m.name for m in topology.members}
+    names = [h.name for h in configured if h.mongo in hosts]
+    if not names:
+        return configured_names
+    known = {h.mongo for h in configured}
+    for m in topology.members:
+        if m.hub and m.name not in known and m.hub not in names:
+            names.append(m.hub)
+    return names
 
 
 class HubDirectory:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.read_preferences import PrimaryPreferred
 
+from hub.events import record_event
 from hub.store import HOSTS, HubStore
-from hubcluster.keys import KeyFileError, sha_from_fingerprint
+from hubcluster.keys import KeyFileError, fingerprint_from_sha, sha_from_fingerprint
 
 REVOCATIONS = "revocations"
 MIN_PREFIX = 6
@@ -95,3 +97,36 @@ def resolve_key(store: HubStore, text: str) -> tuple[str, str | None]:
         names = ", ".join(f"{d.get('hostname', '?')} ({d['_id'][:12]})" for d in found)
         raise KeyLookupError(f"SHA prefix {prefix} matches several keys: {names}; give more digits")
     return found[0]["_id"], found[0].get("hostname")
+
+
+@dataclass(frozen=True)
+class Revoked:
+    sha: str
+    hostname: str | None
+    who: str  # "host (SHA256:...)" for sentences
+    new: bool  # False: it was revoked already
+
+
+def revoke_key(store: HubStore, target: str, reason: str, by: str, **details: Any) -> Revoked:
+    """Revoke a client key for every hub: the revocation (majority), the host marked revoked,
+    and a 'revoke' event in the timeline (with `details`, e.g. the portal user).
+
+    The one implementation behind `hubctl keys revoke` and the portal's revoke button.
+    """
+    sha, hostname = resolve_key(store, target)
+    new = record_revocation(store, sha, reason, by, hostname)
+    store.forget_host(sha)
+    print_ = fingerprint_from_sha(sha)
+    who = f"{hostname} ({print_})" if hostname else print_
+    if new:
+        why = f": {reason}" if reason else ""
+        record_event(
+            store.client,
+            "revoke",
+            f"key of {who} revoked{why}",
+            sha=sha,
+            host=hostname,
+            reason=reason,
+            **details,
+        )
+    return Revoked(sha, hostname, who, new)

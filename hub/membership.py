@@ -8,23 +8,19 @@ asked: a step after which the healthy voting members are no majority of the new 
 and removing the primary (it must step down first).
 
 A new member joins with priority 0, so it cannot be elected before it holds the cluster's
-data, client keys and masterfiles. The priority it should get waits in PROMOTIONS; the
-master hub's hubd raises it (promote_caught_up) once the member is a caught-up secondary
-and the new hub's own hubd reports the set's release generation and the master's key count.
+data, client keys and masterfiles; hub.member_promotion raises it once it has caught up.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import time
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from hub.events import now_utc
-from hub.hub_roles import DEFAULT_STATE_INTERVAL, SILENT_INTERVALS
+from hub.member_promotion import Promotion, Promotions
 from hub.mongo import DB_NAME, SURVIVES_FAILOVER
 from hub.replset import (
     HUB_TAG,
@@ -32,19 +28,18 @@ from hub.replset import (
     ReplicaSet,
     ReplsetError,
     Topology,
-    explain_failure,
     hub_tags,
 )
+from hub.replset_config import primary_of, read_config, send_config
+from hub.store import HUB_STATE
 
-# Pending priority raises: {_id: host, hub, priority, requested, by, waiting}.
-PROMOTIONS = "member_promotions"
 # mongod's limits: voting members per set, members per set.
 MAX_VOTING = 7
 MAX_MEMBERS = 50
-# A new member this close to the primary has caught up (seconds of oplog).
-CAUGHT_UP_LAG = 5.0
 
 Members = list[dict[str, Any]]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,13 +50,6 @@ class Step:
     change: Callable[[Members], Members]
     event: str
     details: dict[str, Any]
-
-
-@dataclass
-class Promotion:
-    host: str
-    hub: str
-    priority: float
 
 
 @dataclass
@@ -137,12 +125,6 @@ def _check(steps: list[Step], members: Members, healthy: set[str], verb: str) ->
             raise ReplsetError(f"refusing to {verb}: a set has at most {MAX_MEMBERS} members")
 
 
-def _primary(topo: Topology) -> str:
-    if topo.primary is None:
-        raise ReplsetError("there is no primary: the set cannot be reconfigured now")
-    return topo.primary
-
-
 def _not_primary(view: MemberView, topo: Topology, verb: str) -> None:
     if view.name == topo.primary:
         raise ReplsetError(
@@ -172,12 +154,6 @@ class Membership:
     def __init__(self, rs: ReplicaSet) -> None:
         self.rs = rs
 
-    def config(self, primary: str) -> dict[str, Any]:
-        try:
-            return self.rs.member_command(primary, "replSetGetConfig")["config"]
-        except PyMongoError as exc:
-            raise explain_failure(exc, f"replSetGetConfig on {primary}") from None
-
     def answers(self, host: str) -> bool:
         try:
             self.rs.member_command(host, "ping", timeout=min(self.rs.timeout, 2.0))
@@ -188,7 +164,7 @@ class Membership:
     # ----- plans --------------------------------------------------------------------------
     def plan_add(self, hub: str, host: str, priority: float = 1.0) -> MembershipPlan:
         topo = self.rs.topology()
-        config = self.config(_primary(topo))
+        config = read_config(self.rs, primary_of(topo))
         answers = self.answers(host)
         _new_member_problem(config, hub, host, answers)
         step = _adding(hub, host, config["members"])
@@ -197,7 +173,7 @@ class Membership:
 
     def plan_remove(self, member: str) -> MembershipPlan:
         topo = self.rs.topology()
-        config = self.config(_primary(topo))
+        config = read_config(self.rs, primary_of(topo))
         view = topo.member(member)
         _not_primary(view, topo, "remove")
         step = _removing(view)
@@ -212,7 +188,7 @@ class Membership:
         voters, and then the new hub needs a name of its own.
         """
         topo = self.rs.topology()
-        config = self.config(_primary(topo))
+        config = read_config(self.rs, primary_of(topo))
         view = topo.member(old)
         _not_primary(view, topo, "replace")
         answers = self.answers(host)
@@ -246,11 +222,10 @@ class Membership:
         votes = next(s for s in steps if s.event == "member-add").details["votes"]
         if priority > 0 and votes:
             plan.promotion = Promotion(host, hub, priority)
-            plan.notes.append(
-                f"then the master hub raises {hub}'s priority to {priority:g} once it has "
-                "caught up (its member a secondary, its hubd holding the cluster's release "
-                "and keys)"
-            )
+            plan.notes += [
+                f"then {hub}'s priority is raised to {priority:g} once it has caught up:",
+                "its member a secondary, its hubd holding the cluster's release and keys",
+            ]
         elif priority > 0:
             plan.notes.append(f"{hub} stays non-voting with priority 0: it can never be elected")
         return plan
@@ -261,143 +236,35 @@ class Membership:
         done: list[str] = []
         for step in plan.steps:
             try:
-                primary = _primary(self.rs.topology())
-                config = self.config(primary)
-                self.reconfig(primary, config, step.change(config["members"]), step.what)
+                primary = primary_of(self.rs.topology())
+                config = read_config(self.rs, primary)
+                send_config(self.rs, primary, config, step.change(config["members"]), step.what)
             except ReplsetError as exc:
                 so_far = f" (done: {'; '.join(done)})" if done else " (nothing was changed)"
                 raise ReplsetError(f"{exc}{so_far}") from None
             self.rs.event(step.event, f"member change: {step.what}", **step.details)
+            if step.event == "member-remove":
+                self._forget_hub(step.details["hub"], step.details["member"])
             done.append(f"{step.what}: done")
         if plan.promotion is not None:
-            self.request_promotion(plan.promotion)
-            done.append(f"{plan.promotion.hub} waits to be caught up before it may be elected")
+            Promotions(self.rs).request(plan.promotion)
+            done.append(f"{plan.promotion.hub} may be elected once it has caught up")
         if len(plan.steps) > 1:
             self.rs.event("member-replace", f"member change: {plan.title}")
         return done
 
-    def reconfig(self, primary: str, config: dict[str, Any], members: Members, what: str) -> None:
-        new = {**config, "members": members, "version": int(config["version"]) + 1}
-        new.pop("term", None)  # mongod sets the term itself
+    def _forget_hub(self, hub: str | None, host: str) -> None:
+        """Drop the removed hub's last state, or status and check call it unreachable forever.
+
+        Only the state it wrote from that member: a successor of the same name keeps its own.
+        """
+        if hub is None:
+            return
+        states = self.rs.client[DB_NAME].get_collection(HUB_STATE, write_concern=SURVIVES_FAILOVER)
         try:
-            self.rs.member_command(primary, "replSetReconfig", new)
+            states.delete_one({"_id": hub, "member": host})
         except PyMongoError as exc:
-            raise explain_failure(exc, what) from None
+            # Only `status` suffers: it shows the hub unreachable until its state is removed.
+            log.warning("the last state of %s was not removed: %s", hub, exc)
 
     # ----- promotions ---------------------------------------------------------------------
-    def _promotions(self) -> Any:
-        return self.rs.client[DB_NAME].get_collection(PROMOTIONS, write_concern=SURVIVES_FAILOVER)
-
-    def request_promotion(self, p: Promotion) -> None:
-        doc = {"hub": p.hub, "priority": p.priority, "requested": now_utc(), "waiting": None}
-        try:
-            self._promotions().replace_one({"_id": p.host}, {"_id": p.host, **doc}, upsert=True)
-        except PyMongoError as exc:
-            raise explain_failure(
-                exc, f"{p.hub} was added with priority 0, but its promotion was not recorded"
-            ) from None
-
-    def pending(self) -> list[dict[str, Any]]:
-        try:
-            return list(self._promotions().find())
-        except PyMongoError as exc:
-            raise explain_failure(exc, "reading pending promotions") from None
-
-    def wait_promoted(self, host: str, timeout: float) -> str:
-        """Wait until the master hub raised `host`'s priority; raise naming what it waits on."""
-        deadline = time.monotonic() + timeout
-        waiting = "not looked at yet"
-        while True:
-            pending = next((p for p in self.pending() if p["_id"] == host), None)
-            view = self.rs.topology().member(host)
-            if pending is None and view.priority > 0:
-                return f"{view.label} caught up and may be elected (priority {view.priority:g})"
-            if pending is None:
-                raise ReplsetError(f"{view.label} is no longer waiting to be promoted")
-            waiting = pending.get("waiting") or waiting
-            if time.monotonic() >= deadline:
-                raise ReplsetError(
-                    f"{view.label} has not caught up within {timeout:g}s ({waiting}); the "
-                    "master hub raises its priority when it does"
-                )
-            time.sleep(0.25)
-
-    def promote_caught_up(
-        self, states: list[dict[str, Any]], generation: int | None, keys: int
-    ) -> list[str]:
-        """The master hub's part: raise each pending member that has caught up.
-
-        `generation` is the set's newest release generation and `keys` the master's count of
-        client keys; a member still short of either stays unelectable, and its promotion
-        record says why (hubctl member ... --wait shows it).
-        """
-        pending = self.pending()
-        if not pending:
-            return []
-        topo = self.rs.topology()
-        primary = _primary(topo)
-        by_hub = {s["_id"]: s for s in states}
-        said = []
-        for p in pending:
-            try:
-                view: MemberView | None = topo.member(p["_id"])
-            except ReplsetError:
-                view = None
-            if view is None or view.priority > 0:
-                # Removed again, or raised by hand: nothing left to wait for.
-                self._promotions().delete_one({"_id": p["_id"]})
-                continue
-            problem = catch_up_problem(view, by_hub.get(p["hub"]), generation, keys)
-            if problem:
-                self._promotions().update_one({"_id": p["_id"]}, {"$set": {"waiting": problem}})
-                continue
-            config = self.config(primary)
-            members = [
-                {**c, "priority": p["priority"]} if c["host"] == view.name else c
-                for c in config["members"]
-            ]
-            what = f"raise {view.label}'s priority to {p['priority']:g}"
-            self.reconfig(primary, config, members, what)
-            self._promotions().delete_one({"_id": p["_id"]})
-            message = f"{view.label} has caught up: priority raised to {p['priority']:g}"
-            self.rs.event("member-promote", message, member=view.name, hub=p["hub"])
-            said.append(message)
-        return said
-
-
-def catch_up_problem(
-    view: MemberView | None,
-    state: dict[str, Any] | None,
-    generation: int | None,
-    keys: int,
-    max_lag: float = CAUGHT_UP_LAG,
-    now: dt.datetime | None = None,
-) -> str | None:
-    """Why a new hub may not be elected yet, or None when it has caught up."""
-    if view is None:
-        return "it is not a member of the set"
-    if not view.health or view.state != "SECONDARY":
-        return f"its member is {view.state}, not SECONDARY"
-    if view.lag_seconds is None or view.lag_seconds > max_lag:
-        lag = "an unknown time" if view.lag_seconds is None else f"{view.lag_seconds:.1f}s"
-        return f"its member lags {lag} behind the primary"
-    if state is None:
-        return f"its hubd has not reported (no hub state for {view.hub})"
-    if state.get("member") != view.name:
-        return f"the hub state of {view.hub} is from member {state.get('member')}"
-    updated = state.get("updated")
-    if isinstance(updated, dt.datetime):
-        if updated.tzinfo is None:
-            updated = updated.replace(tzinfo=dt.UTC)
-        interval = float(state.get("state_interval") or DEFAULT_STATE_INTERVAL)
-        age = ((now or now_utc()) - updated).total_seconds()
-        if age > SILENT_INTERVALS * interval:
-            return f"its hubd last reported {age:.0f}s ago"
-    if state.get("generation") != generation:
-        return (
-            f"its hubd holds release generation {state.get('generation')}, "
-            f"the set's is {generation}"
-        )
-    if int(state.get("keys") or 0) < keys:
-        return f"its hubd holds {state.get('keys') or 0} client keys of the master's {keys}"
-    return None

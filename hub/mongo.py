@@ -9,6 +9,8 @@ from pymongo import uri_parser
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.write_concern import WriteConcern
 
+from hub.mongo_access import MongoAccess, redact
+
 DB_NAME = "cfreport"
 # pymongo's floor: at 500 ms it notices a new primary well within a second.
 HEARTBEAT_MS = 500
@@ -22,11 +24,34 @@ class MongoUriError(ValueError):
     """A replica-set URI that cannot be used."""
 
 
+# The process's one identity to the database, set once at start (hubd from its config,
+# hubctl per command): every client it opens must carry it, and threading it through each
+# call site would let one be missed -- which access control would then refuse.
+_access: MongoAccess | None = None
+
+
+def use_access(access: MongoAccess | None) -> None:
+    """Open every later client as `access` (None: no credentials, no TLS)."""
+    global _access
+    _access = access
+
+
+def current_access() -> MongoAccess | None:
+    return _access
+
+
+def _with_access(options: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    if _access is not None:
+        options.update(_access.client_kwargs())
+    options.update(kwargs)
+    return options
+
+
 def parse(uri: str) -> dict[str, Any]:
     try:
         return uri_parser.parse_uri(uri, validate=True)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
-        raise MongoUriError(f"bad MongoDB URI {uri!r}: {exc}") from None
+        raise MongoUriError(redact(f"bad MongoDB URI {uri!r}: {exc}")) from None
 
 
 def seed_hosts(uri: str) -> list[str]:
@@ -63,8 +88,7 @@ def connect(uri: str, timeout: float = 5.0, **kwargs: Any) -> pymongo.MongoClien
         socketTimeoutMS=int(max(timeout, 10.0) * 1000),
         appname="hubcluster",
     )
-    options.update(kwargs)
-    return pymongo.MongoClient(uri, **options)
+    return pymongo.MongoClient(uri, **_with_access(options, kwargs))
 
 
 def connect_member(
@@ -73,8 +97,7 @@ def connect_member(
     """A client of one member only: for commands that act on that member (freeze, stepdown),
     and for writes that must fail rather than follow the primary elsewhere (the collector's).
     """
-    options = _shared_options(parse(uri))
-    options.update(kwargs)
+    options = _with_access(_shared_options(parse(uri)), kwargs)
     return pymongo.MongoClient(
         f"mongodb://{member}/",
         directConnection=True,

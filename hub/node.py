@@ -29,9 +29,9 @@ from hub.hub_directory import HubDirectory
 from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
 from hub.masterfiles import current_release_id, current_release_since
-from hub.member_promotion import LOOK_SECONDS, MemberPromoter
 from hub.mongo import connect, connect_member
 from hub.peer_sync import apply_db_revocations, sync_with_peers
+from hub.portal.server import PortalServer
 from hub.release_generations import served_generation
 from hub.ssh_service import HostRecord, start_hub_service_from_config
 from hub.store import HubStore
@@ -98,10 +98,9 @@ class HubNode:
         self.ssh_alive = time.monotonic()  # when the SSH service last showed its banner
         self.ssh_probe_seconds = SSH_PROBE_SECONDS
         self.ssh_port: int | None = None
-        # The hub list follows the set's members (a replaced hub drops out, its successor
-        # joins); the master makes new members electable once they have caught up.
+        # The hub list follows the set's members: a replaced hub drops out, its successor
+        # joins once it may be elected.
         self.directory = HubDirectory(self.client, self.store, config.hubs)
-        self.promoter = MemberPromoter(config.mongo_uri, self.store, self.keystore)
 
     # ----- events and buffered writes -----------------------------------------------------
     def event(self, kind: str, message: str, **details: Any) -> None:
@@ -279,11 +278,6 @@ class HubNode:
             log.info("%s: the hubs are now %s, as the replica set's members say", self.name, names)
             self.config = dataclasses.replace(self.config, hubs=hubs)
 
-    async def _promote_members(self) -> None:
-        if self.watch.state.is_master:
-            for said in await asyncio.to_thread(self.promoter.look):
-                log.info("%s", said)
-
     # ----- state for `hubctl status` and `hubctl check` ----------------------------------
     def state_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -335,7 +329,6 @@ class HubNode:
             ("buffered writes", self._flush, FLUSH_SECONDS, None),
             ("state publishing", self._publish_state, self.config.state_interval, None),
             ("hub list", self._refresh_hubs, self.config.state_interval, None),
-            ("member promotion", self._promote_members, LOOK_SECONDS, None),
         )
         for name, job, interval, wake in jobs:
             run = guard(name, job, interval)
@@ -406,6 +399,10 @@ class HubNode:
             lambda: self.collect_beat,
             max(10 * settings.interval, 10 * settings.host_timeout),
         )
+        # The portal (web console, health endpoints) is one more supervised loop.
+        portal = PortalServer(self) if self.config.portal.enabled else None
+        if portal is not None:
+            sup.keep_running("portal", portal.serve)
         supervising = asyncio.create_task(sup.run(self._stop))
         self.schedule()
         log.info(
@@ -424,9 +421,10 @@ class HubNode:
             await self.collector.close()
             await self._flush()
             self.watch.close()
-            self.promoter.close()
             self.client.close()
             self.collector_client.close()
+            if portal is not None:
+                portal.close()
             log.info("%s stopped", self.name)
 
     def request_stop(self) -> None:

@@ -249,6 +249,8 @@ class ReplicaSet:
         self.set_name: str | None = options.get("replicaset")
         self._client: pymongo.MongoClient | None = None
         self._set_names = _SetNameWatch()
+        # Who acts through this handle (a portal user), added to every event it records.
+        self.actor: str | None = None
 
     @property
     def client(self) -> pymongo.MongoClient:
@@ -286,6 +288,8 @@ class ReplicaSet:
         )
 
     def event(self, kind: str, message: str, **details: Any) -> None:
+        if self.actor is not None:
+            details.setdefault("user", self.actor)
         if not record_event(self.client, kind, message, **details):
             log.warning("timeline event %r not recorded (no primary took it): %s", kind, message)
 
@@ -445,11 +449,14 @@ class ReplicaSet:
         election_timeout_ms: int | None = None,
         wait: float = 30.0,
         hub_names: dict[str, str] | None = None,
+        record: bool = True,
     ) -> str:
         """Initiate the set, or confirm it is already initiated with these members.
 
         `hub_names` (host:port -> hub name) become each member's `hub` tag. Returns
         "initiated" or "already initiated"; raises when the set exists with others.
+        record=False leaves the "initiate" event to the caller (under access control no
+        user exists yet to write it).
         """
         priorities = priorities or {}
         hub_names = hub_names or {}
@@ -491,7 +498,8 @@ class ReplicaSet:
         except PyMongoError as exc:
             raise explain_failure(exc, f"replSetInitiate on {members[0]}") from None
         self.wait_for_primary(wait)
-        self.event("initiate", f"replica set {name} initiated", members=members)
+        if record:
+            self.event("initiate", f"replica set {name} initiated", members=members)
         return "initiated"
 
     def _existing_config(self, members: list[str]) -> dict[str, Any] | None:

@@ -1,4 +1,9 @@
-"""Which cluster a hubctl command talks to: --mongo, then $HUBCTL_MONGO_URI, then --config."""
+"""Which cluster a hubctl command talks to: --mongo, then $HUBCTL_MONGO_URI, then --config.
+
+And as whom: $HUBCLUSTER_MONGO_USER with $HUBCLUSTER_MONGO_PASSWORD_FILE (mode 0600) or
+$HUBCLUSTER_MONGO_PASSWORD, else the config's [replset] username/password_file when the URI
+comes from the config. Never a command-line password: others read it in `ps`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import Annotated
 import typer
 
 from hub.config import load_hub_config
-from hub.mongo import MongoUriError, parse
+from hub.mongo import MongoUriError, parse, use_access
+from hub.mongo_access import AccessError, MongoAccess, access_from_environment
 from hub.replset import ReplicaSet
 from hubcluster.config_check import ConfigError
 from hubcluster.exit_codes import EXIT_USAGE
@@ -38,7 +44,13 @@ class NoClusterGiven(ValueError):
 
 
 def find_uri(mongo: str | None, config: Path | None) -> str:
-    """The cluster's URI, checked; NoClusterGiven when there is none to use."""
+    """The cluster's URI, checked, and the access to it made the process's (hub.mongo);
+    NoClusterGiven when there is none to use."""
+    try:
+        access: MongoAccess | None = access_from_environment()
+    except AccessError as exc:
+        raise NoClusterGiven(str(exc)) from None
+    from_env = access is not None
     if mongo:
         uri = mongo
     elif os.environ.get("HUBCTL_MONGO_URI"):
@@ -50,13 +62,17 @@ def find_uri(mongo: str | None, config: Path | None) -> str:
                 "no cluster given: pass --mongo URI, set HUBCTL_MONGO_URI, or --config FILE"
             )
         try:
-            uri = load_hub_config(path).mongo_uri
+            hub_config = load_hub_config(path)
         except ConfigError as exc:
             raise NoClusterGiven(str(exc)) from None
+        uri = hub_config.mongo_uri
+        if not from_env:
+            access = hub_config.mongo_access
     try:
         parse(uri)
     except MongoUriError as exc:
         raise NoClusterGiven(str(exc)) from None
+    use_access(access)
     return uri
 
 

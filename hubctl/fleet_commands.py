@@ -16,16 +16,16 @@ from pymongo.errors import PyMongoError
 from hub.config import HubConfig, load_hub_config
 from hub.durable_publish import WAIT_ALL, WAIT_MAJORITY, install_and_record, wait_for_holders
 from hub.events import now_utc, record_event
+from hub.hub_directory import hub_names
 from hub.hub_roles import UNREACHABLE, classify_hubs
 from hub.key_records import (
     KeyLookupError,
     all_hosts,
-    record_revocation,
-    resolve_key,
     revocations,
+    revoke_key,
 )
 from hub.masterfiles import MasterfilesError
-from hub.mongo import connect
+from hub.mongo import connect, use_access
 from hub.replset import ReplicaSet, ReplsetError, ReplsetUnreachable, Topology
 from hub.store import HubStore
 from hubcluster.config_check import ConfigError
@@ -138,6 +138,7 @@ def publish(
     if wait not in (WAIT_MAJORITY, WAIT_ALL):
         fail(f"--wait: expected {WAIT_MAJORITY} or {WAIT_ALL}, got {wait!r}", EXIT_USAGE)
     hub = _hub_config(config)
+    use_access(hub.mongo_access)
     problem = _owner_problem(hub)
     if problem:
         fail(problem, EXIT_USAGE)
@@ -238,8 +239,8 @@ def _topology(uri: str) -> Topology:
 def verify(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Each hub's release; exit 0 when all hubs serve the same one, 1 when not."""
     # With --config, every hub it lists must answer, so a hub that never reported counts.
-    names = [h.name for h in _hub_config(config).hubs] if config else []
     topology = _topology(resolve_uri(mongo, config))
+    names = hub_names(_hub_config(config).hubs, topology) if config else []
     with _store(mongo, config) as store:
         states = store.hub_states()
     rows = _verify_rows(states, names, topology)
@@ -351,25 +352,13 @@ def revoke(
     """Revoke a client key on every hub: the DB first, the hubs' ppkeys/ at their next sync."""
     with _store(mongo, config) as store:
         try:
-            sha, hostname = resolve_key(store, target)
+            done = revoke_key(store, target, reason, socket.gethostname())
         except KeyLookupError as exc:
             fail(str(exc))
-        new = record_revocation(store, sha, reason, socket.gethostname(), hostname)
-        store.forget_host(sha)
-        who = f"{hostname} ({fingerprint_from_sha(sha)})" if hostname else fingerprint_from_sha(sha)
-        if not new:
-            say(f"{who} was already revoked")
-            return
-        why = f": {reason}" if reason else ""
-        record_event(
-            store.client,
-            "revoke",
-            f"key of {who} revoked{why}",
-            sha=sha,
-            host=hostname,
-            reason=reason,
-        )
-    say(f"revoked {who}; every hub refuses it after its next sync")
+    if not done.new:
+        say(f"{done.who} was already revoked")
+        return
+    say(f"revoked {done.who}; every hub refuses it after its next sync")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from hub.db_users import DbUsersError, read_user_passwords
 from hub.hub_roles import UNREACHABLE, classify_hubs
+from hub.mongo_access import AccessError
 from hub.replset import (
     DEFAULT_MAX_LAG,
     ReplicaSet,
@@ -32,6 +34,7 @@ from hubctl.duration_option import (
     duration_argument,
     duration_option,
 )
+from hubctl.init_access import initiate_with_users
 from hubctl.output import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -145,12 +148,27 @@ def init_replset(
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
     timeout: TimeoutOpt = 30.0,
+    create_users: Annotated[
+        Path | None,
+        typer.Option(
+            "--create-users",
+            help="DIR with one password file (mode 0600) per user: hubcluster-admin, hubd, "
+            "operator, reader. Creates the roles and users (through the localhost exception: "
+            "run it on the primary's host); a rerun updates them",
+        ),
+    ] = None,
 ) -> None:
     """Initiate the replica set (idempotent), wait for a primary, print the members.
 
     Each member's hub name becomes its `hub` tag; a member given as HOST:PORT alone takes
     its name from --config's [[hubs]], or has none.
     """
+    passwords = None
+    if create_users is not None:
+        try:
+            passwords = read_user_passwords(create_users)
+        except AccessError as exc:
+            fail(str(exc), EXIT_USAGE)
     named = [_named_member(m) for m in member]
     members = [address for _, address in named]
     hub_names = _names_from_config(config)
@@ -175,11 +193,33 @@ def init_replset(
     if (mongo is None and config is None) or (mongo and "directconnection=true" in mongo.lower()):
         mongo = f"mongodb://{','.join(members)}/?replicaSet={name}"
     with replset(mongo, config, timeout=min(timeout, 5.0)) as rs:
-        outcome = rs.initiate(
-            members, name, priorities, election_ms, wait=timeout, hub_names=hub_names
-        )
+
+        def initiate(target: ReplicaSet, record: bool) -> str:
+            return target.initiate(
+                members, name, priorities, election_ms, timeout, hub_names, record=record
+            )
+
+        if passwords is None:
+            outcome = initiate(rs, True)
+        else:
+            try:
+                outcome, changes = initiate_with_users(
+                    rs.uri, min(timeout, 5.0), passwords, initiate, members, name
+                )
+            except DbUsersError as exc:
+                fail(str(exc))
+            say("; ".join(changes))
         say(f"replica set {name}: {outcome}")
-        show(rs.topology())
+        if passwords is None:
+            show(rs.topology())
+            return
+    as_operator = ReplicaSet(rs.uri, rs.timeout)  # rs's client predates the users
+    try:
+        show(as_operator.topology())
+    except ReplsetError as exc:
+        fail(str(exc))
+    finally:
+        as_operator.close()
 
 
 def status(

@@ -7,9 +7,12 @@ if [ ! -x "$top/.venv/bin/python" ]; then
   "$python" -m venv "$top/.venv"
 fi
 stamp="$top/.venv/.installed-${HUBCLUSTER_EXTRAS//,/-}"
-if [ ! -f "$stamp" ] || [ "$top/pyproject.toml" -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ "$top/pyproject.toml" -nt "$stamp" ] \
+  || [ "$top/constraints.txt" -nt "$stamp" ]; then
   "$top/.venv/bin/python" -m pip install --quiet --upgrade pip
-  "$top/.venv/bin/python" -m pip install --quiet -e "$top[$HUBCLUSTER_EXTRAS]"
+  # The versions tested together (constraints.txt), as the hubs get them.
+  "$top/.venv/bin/python" -m pip install --quiet -c "$top/constraints.txt" \
+    -e "$top[$HUBCLUSTER_EXTRAS]"
   touch "$stamp"
 fi
 export PATH="$top/.venv/bin:$PATH"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -64,10 +65,15 @@ class LabHub:
     workdir: Path
     log: Path
     proc: subprocess.Popen | None = None
+    portal_port: int = field(default_factory=free_port)
 
     @property
     def service(self) -> str:
         return f"127.0.0.1:{self.service_port}"
+
+    @property
+    def portal_url(self) -> str:
+        return f"http://127.0.0.1:{self.portal_port}/"
 
 
 @dataclass
@@ -97,6 +103,11 @@ class LabCluster:
     disruptions: dict[str, tuple[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     forker: AgentForker | None = None
+    # The portal's lab users, "admin" and "viewer", share this password (printed by lab up);
+    # scripts use the viewer token "lab.<secret>".
+    portal_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    portal_token: str = field(default="", init=False, repr=False)
+    _portal_hashes: tuple[str, str] = field(default=("", ""), init=False, repr=False)
 
     # ----- the replica set and the hubs ---------------------------------------------------
     @property
@@ -176,7 +187,9 @@ class LabCluster:
             f'[replset]\nuri = "{self.uri}"\n\n'
             f'[collector]\ninterval = "{self.collect_interval}s"\nifelapsed = "0s"\n'
             'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
-            f'[sync]\ninterval = "{self.sync_interval}s"\n\n{entries}'
+            f'[sync]\ninterval = "{self.sync_interval}s"\n\n'
+            f'[portal]\nbind = "127.0.0.1"\nport = {hub.portal_port}\n\n'
+            f"{self.portal_users()}{entries}"
         )
 
     def replace(self, name: str) -> str:
@@ -418,6 +431,27 @@ class LabCluster:
             f"3 hubs {t['hubs']:.1f}s, {len(self.fleet)} clients {t['clients']:.1f}s"
         )
 
+    def portal_lines(self) -> list[str]:
+        """Where each hub's portal answers, one line per hub, and how to log in."""
+        lines = [f"portal of {h.name}: {h.portal_url}" for h in self.hubs]
+        return lines + [f"portal login: admin or viewer, password {self.portal_password}"]
+
+    def portal_users(self) -> str:
+        """The [[portal.users]] of every lab hub (an admin and a viewer) and a viewer token."""
+        from hub.portal.passwords import hash_secret, new_token
+
+        if not self.portal_token:
+            self.portal_token, token_hash = new_token("lab")
+            self._portal_hashes = (hash_secret(self.portal_password), token_hash)
+        password_hash, token_hash = self._portal_hashes
+        users = "".join(
+            f'[[portal.users]]\nname = "{role}"\nrole = "{role}"\n'
+            f'password_hash = "{password_hash}"\n\n'
+            for role in ("admin", "viewer")
+        )
+        token = f'[[portal.tokens]]\nname = "lab"\nrole = "viewer"\ntoken_hash = "{token_hash}"\n\n'
+        return users + token
+
     def status(self) -> dict:
         """Hubs, their processes and members, for the control API and the dashboard."""
         assert self.standin is not None
@@ -431,6 +465,7 @@ class LabCluster:
                     "name": h.name,
                     "member": h.member,
                     "service": h.service,
+                    "portal": h.portal_url,
                     "hubd": "running"
                     if h.proc is not None and h.proc.poll() is None
                     else "stopped",

@@ -105,6 +105,9 @@ def render(snap: dict) -> Group:
     facts = Table.grid(padding=(0, 2))
     facts.add_row("reports stored", str(snap["reports"] if snap["reports"] is not None else "?"))
     facts.add_row("agent rounds run", str(timeline.agent_rounds))
+    for h in status["hubs"]:
+        if h.get("portal"):
+            facts.add_row(f"portal of {h['name']}", h["portal"])
     if timeline.failovers:
         facts.add_row("last failover", timeline.failovers[-1].describe())
     parts.append(facts)

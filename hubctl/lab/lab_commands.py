@@ -55,6 +55,8 @@ def up(
         address = f"127.0.0.1:{control.server_address[1]}"
         lab.save_state(address)
         say(f"export HUBCTL_MONGO_URI='{lab.uri}'")
+        for line in lab.portal_lines():
+            say(line)
         say(f"lab control at {address}; in another shell: hubctl lab kill hub1 --dir {directory}")
         timeline = Timeline()
         deadline = time.monotonic() + run_for if run_for else None

@@ -3,9 +3,8 @@
 What an operator does, in the lab's terms: the dead hub's mongod and hubd are gone; a new,
 empty mongod starts (in no set yet); the new hub gets the cluster's hub key pair (as the
 deploy gives it to every hub) and a config naming the hubs as they are now; its hubd starts
-and pulls the client keys and masterfiles from its peers; `hubctl member replace` swaps the
-members, and the master hub makes the new one electable once it has caught up, which the
-lab waits for.
+and pulls the client keys and masterfiles from its peers; `hubctl member replace --wait` swaps
+the members and makes the new one electable once it has caught up.
 """
 
 from __future__ import annotations

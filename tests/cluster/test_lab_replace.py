@@ -2,8 +2,8 @@
 
 Real hubd processes and client agents on the stand-in: `hubctl lab replace hub1` makes the
 lab do what an operator does (a new mongod, a new hubd, `hubctl member replace --wait`),
-and the master's hubd makes hub4 electable only once hub4's hubd holds the cluster's keys
-and release.
+and hubctl makes hub4 electable only once hub4's hubd reports the cluster's keys and
+release.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def test_a_dead_hub_is_replaced_and_nothing_is_lost(lab):
     assert set(members) == {"hub2", "hub3", "hub4"}
     assert members["hub4"]["priority"] == 1 and members["hub4"]["state"] == "SECONDARY"
     hubs = {h["name"]: h for h in doc["hubs"]}
+    assert set(hubs) == {"hub2", "hub3", "hub4"}  # hub1 is gone, not "unreachable"
     assert hubs["hub4"]["keys"] == hubs["hub2"]["keys"] >= 5
     assert hubs["hub4"]["release"] == hubs["hub2"]["release"] is not None
 
@@ -69,6 +70,19 @@ def test_a_dead_hub_is_replaced_and_nothing_is_lost(lab):
     wait_until(lists_updated, 40, 0.5, "every client's hub list naming hub4, not hub1")
     assert old.service not in {s for hubs in hub_lists(lab) for s in hubs}
     wait_until(lab.all_collected, 30, 0.3, "collection after the replacement")
+
+    # A release counts as held by a majority of the hubs as they are now, even when published
+    # with a config that still lists hub1: hub4 and the master make it, with the third down.
+    master = lab.master()
+    standby = next(h for h in lab.hubs if h not in (master, hub4))
+    lab.stop_hub(standby)
+    policy = lab.directory / "second-policy"
+    policy.mkdir()
+    (policy / "promises.toml").write_text('[[promise]]\nname = "second"\ncheck = "true"\n')
+    published = hubctl("masterfiles", "publish", str(policy), "--config", str(master.config))
+    assert published.returncode == 0, published.stderr
+    assert "hub4" in published.stderr
+    lab.start_hub(standby)
 
     # hub4 can take over as master, and clients follow it there.
     moved = hubctl("stepdown", "--to", "hub4", "--yes", "--mongo", lab.uri)

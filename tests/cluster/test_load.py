@@ -1,6 +1,6 @@
 """The lab under load: 120 clients for minutes; hub logs clean, memory and files flat.
 
-Slow; CI skips it. Run (a little over 5 minutes with the defaults on 2 cores):
+Slow; CI skips it. Run (5 to 8 minutes with the defaults on 2 busy cores):
 
     scripts/test -m slow -k load -s
 
@@ -9,11 +9,11 @@ HUBCLUSTER_LOAD_CLIENTS (default 120) sets the clients, HUBCLUSTER_LOAD_SECONDS 
 runs. Collection rounds are every 2 s, shorter than a round over 120 hosts may take, as in
 the lab where issue 17's tracebacks were found.
 
-It fails when any hub's log holds a traceback; when any hubd's RSS or open file descriptors
-grow round over round (sampled at each collection round; the median of the last third of
-the rounds above the median of the second third by more than RSS_GROWTH_MB or FD_GROWTH);
-when rounds overran without hubd's one overrun line for each; and when a report produced is
-not stored exactly once at the end. It prints the figures (-s shows them).
+It fails when any hub's (or client's) log holds a traceback; when any hubd's RSS or open
+file descriptors grow round over round (sampled at each collection round; the median of the
+last third of the rounds above the median of the second third by more than RSS_GROWTH_MB
+or FD_GROWTH); when rounds overran without hubd's one overrun line for each; when a report
+produced is not stored exactly once at the end. It prints the figures (-s shows them).
 """
 
 from __future__ import annotations
@@ -34,11 +34,16 @@ SECONDS = float(os.environ.get("HUBCLUSTER_LOAD_SECONDS", "240"))
 RUN_EVERY = float(os.environ.get("HUBCLUSTER_LOAD_RUN_EVERY", "15"))
 COLLECT_INTERVAL = 2.0
 RUN_CONCURRENCY = 8
-# A warm hubd holding 120 SSH connections moves a few MB between rounds; a leak of even a
-# few KB per pull adds this much within a minute of rounds over 120 hosts.
-RSS_GROWTH_MB = 16.0
-# Connections are kept between rounds: the count stays put unless something is not closed.
-FD_GROWTH = 12
+# An agent run's exit: 0 all kept, 1 a promise not kept, 3 no hub answered within the lab
+# clients' 1 s connect timeout (on 2 cores shared with other work, hubs stall that long;
+# the run spools its reports and says so in one line). 2 or a crash is a defect.
+AGENT_OK = (0, 1, 3)
+# Warm hubds moved under 1 MB (medians, 120 clients, 4 minutes); a leak of 2 KB per pull
+# adds this much between the middles of the last two thirds (some 37 rounds of 120 pulls).
+RSS_GROWTH_MB = 8.0
+# Connections are kept between rounds: the count stays put (it moved by 2 at most) unless
+# something is not closed; one descriptor lost every third round is past this.
+FD_GROWTH = 10
 
 
 async def _agent_runs(lab: LabCluster, stop: float, runs: list[int]) -> None:
@@ -116,7 +121,8 @@ def _report(lab: LabCluster, rounds: list[dict], samples: dict, runs: list[int])
         f"{len(rounds)} rounds: median {statistics.median(seconds):.2f}s, "
         f"longest {max(seconds):.2f}s, {sum(s > COLLECT_INTERVAL for s in seconds)} over the "
         f"{COLLECT_INTERVAL:g}s interval; {len(runs)} agent runs, "
-        f"{sum(code not in (0, 1) for code in runs)} ended otherwise than 0 or 1",
+        f"{runs.count(3)} found no hub in time (exit 3), "
+        f"{sum(code not in AGENT_OK for code in runs)} failed otherwise",
     ]
     for name, series in samples.items():
         first, last = series[0], series[-1]
@@ -163,6 +169,14 @@ def test_hubs_stay_clean_and_flat_under_load(tmp_path):
     logs = {h.name: h.log.read_text(errors="replace") for h in lab.hubs}
     found = [f"{name}: {tb}" for name, text in logs.items() for tb in tracebacks(text)]
     assert not found, f"{len(found)} tracebacks in hub logs:\n" + "\n".join(found)
+    # The clients' services and runs went through the same load: they owe one line too.
+    agents = [
+        f"{c.name}/{log.name}: {tb}"
+        for c in lab.fleet
+        for log in c.workdir.glob("*.log")
+        for tb in tracebacks(log.read_text(errors="replace"))
+    ]
+    assert not agents, f"{len(agents)} tracebacks in client logs:\n" + "\n".join(agents[:10])
 
     for name, series in samples.items():
         rss = growth([s.rss_mb for s in series])
@@ -182,4 +196,5 @@ def test_hubs_stay_clean_and_flat_under_load(tmp_path):
         )
         # apscheduler's words for a missed run: overruns are hubd's own line, nothing else
         assert "maximum number of running instances" not in text, name
-    assert sum(code not in (0, 1) for code in runs) == 0, "agent runs failed under load"
+    failed = sorted({code for code in runs if code not in AGENT_OK})
+    assert not failed, f"agent runs ended with exit statuses {failed} under load"

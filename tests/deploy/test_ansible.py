@@ -372,7 +372,10 @@ def test_clients_get_their_agent_toml_and_pin_the_hub_key(deployed):
             path.read_text()
         )
         workdir = deployed.file(client, "/var/lib/hubcluster-agent")
-        assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
+        # Root's; the report service's group may pass (to the hub key and the spool).
+        assert stat.S_IMODE(workdir.stat().st_mode) == 0o710
+        spool = deployed.file(client, "/var/lib/hubcluster-agent/spool")
+        assert stat.S_IMODE(spool.stat().st_mode) == 0o2770  # setgid: files get its group
         try:
             from client_agent.config import load_agent_config
         except ImportError:  # the agent's config module is not there yet

@@ -148,3 +148,10 @@ def test_hubd_writes_only_its_workdir(units):
     assert hubd["ReadWritePaths"] == [defaults["hub_workdir"]]
     assert hubd["User"] == [defaults["hub_user"]]
     assert int(hubd["LimitNOFILE"][0]) >= 4096
+
+
+def test_hubd_open_files_grow_with_the_collector_concurrency(tmp_path):
+    collector = dict(role_defaults()["hub_collector"], concurrency=10_000)
+    paths = render_units(tmp_path, hub_collector=collector)
+    limit = int(unit_settings(paths["hubd.service"])["LimitNOFILE"][0])
+    assert limit >= 2 * 10_000

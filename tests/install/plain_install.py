@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # What pyproject.toml packs into the wheel, and what the build reads besides.
 PACKAGES = ("hubcluster", "hub", "hubctl", "client_agent")
-BUILD_FILES = ("pyproject.toml", "README.md", "LICENSE")
+BUILD_FILES = ("pyproject.toml", "README.md", "LICENSE", "constraints.txt")
 CACHE = Path(
     os.environ.get("HUBCLUSTER_TEST_CACHE") or Path(tempfile.gettempdir()) / "hubcluster-test-cache"
 )
@@ -90,7 +90,9 @@ def _build(home: Path) -> None:
     # Built as from a fresh clone: in an isolated build environment, without extras.
     _run(*pip, "wheel", "--no-deps", "--wheel-dir", dist, src)
     [wheel] = dist.glob("hubcluster-*.whl")
-    _run(*pip, "download", "--only-binary=:all:", "--dest", wheelhouse, wheel)
+    # The dependencies at the versions tested together, as the Ansible role installs them.
+    constraints = ("--constraint", REPO / "constraints.txt")
+    _run(*pip, "download", "--only-binary=:all:", *constraints, "--dest", wheelhouse, wheel)
     _run(sys.executable, "-m", "venv", home / "venv")
     _run(
         home / "venv" / "bin" / "python",

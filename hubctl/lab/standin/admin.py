@@ -84,10 +84,10 @@ def hello(model: ReplicaSetModel, m: Member, legacy: bool) -> dict[str, Any]:
         "helloOk": True,
         "ok": 1,
     }
-    if not in_config(model, m):
+    cfg = model.config
+    if cfg is None or not m.in_config:
         doc.update(isreplicaset=True, info="Does not have a valid replica set config")
         return doc
-    cfg = model.config
     members = cfg["members"]
     visible = [c for c in members if not c.get("hidden")]
     doc.update(
@@ -185,10 +185,10 @@ def not_in_set(model: ReplicaSetModel) -> CommandError:
 
 
 def get_status(model: ReplicaSetModel, m: Member) -> dict[str, Any]:
-    if not in_config(model, m):
+    cfg = model.config
+    if cfg is None or not m.in_config:
         raise not_in_set(model)
     now = time.time()
-    cfg = model.config
     ids = {c["host"]: c["_id"] for c in cfg["members"]}
     primary = model.primary_seen_by(m)
     rows = []

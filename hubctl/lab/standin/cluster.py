@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 
+from hubctl.lab.standin.access import AccessControl
 from hubctl.lab.standin.model import Member, ReplicaSetModel
 from hubctl.lab.standin.server import MemberServer
 
@@ -26,21 +28,28 @@ class StandinCluster:
         ports: list[int] | None = None,
         set_name: str = "CFEngineNova",
         election_timeout: float = 10.0,
+        auth: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if ports is not None and len(ports) != size:
             raise ValueError(f"{size} members need {size} ports, got {len(ports)}")
         self.set_name = set_name
-        self._ports = ports or [None] * size
+        self._ports: list[int | None] = list(ports) if ports else [None] * size
         self._election_timeout = election_timeout
         self.servers: list[MemberServer] = []
         self.model: ReplicaSetModel | None = None
         self.events: list[tuple[float, str]] = []
+        # auth=True: mongod with access control (security.authorization: enabled).
+        self.access = AccessControl() if auth else None
+        # tls: each member's server context (hubctl.lab.standin.tls): requireTLS.
+        self.tls = tls
 
     def start(self) -> StandinCluster:
         # The model needs member names, and names need ports, so bind first and wire after.
         placeholder = ReplicaSetModel([], self.set_name, self._election_timeout)
         for port in self._ports:
             server = MemberServer(placeholder, "", port)
+            server.tls = self.tls
             server.start()
             self.servers.append(server)
         placeholder.stop()
@@ -50,6 +59,7 @@ class StandinCluster:
         for server in self.servers:
             server.model = self.model
             server.name = f"127.0.0.1:{server.port}"
+            server.access = self.access
         return self
 
     def _record(self, message: str) -> None:
@@ -91,6 +101,8 @@ class StandinCluster:
         """Start one more mongod, in no set's config yet: a new machine for a dead one's place."""
         assert self.model is not None
         server = MemberServer(self.model, "", None)
+        server.access = self.access
+        server.tls = self.tls
         server.start()
         server.name = f"127.0.0.1:{server.port}"
         with self.model.lock:

@@ -12,8 +12,9 @@ from hubctl.lab.standin.storage import READS, WRITES
 if TYPE_CHECKING:
     from hubctl.lab.standin.server import MemberServer
 
+VERSION = "7.0.0-standin"
 BUILD_INFO = {
-    "version": "7.0.0-standin",
+    "version": VERSION,
     "versionArray": [7, 0, 0, 0],
     "gitVersion": "standin",
     "bits": 64,
@@ -45,7 +46,7 @@ def dispatch(server: MemberServer, request: Any) -> dict[str, Any]:
         if name == "buildinfo":
             return dict(BUILD_INFO)
         if name == "serverstatus":
-            return stats.server_status(server, BUILD_INFO["version"])
+            return stats.server_status(server, VERSION)
         if name in ("committransaction", "aborttransaction"):
             raise _NO_TRANSACTIONS
         if name == "replsetinitiate":

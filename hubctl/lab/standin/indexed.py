@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import mongomock
+import mongomock.collection
 from bson import ObjectId
 from mongomock import DuplicateKeyError, helpers
 
@@ -64,7 +65,9 @@ def _key_of(doc: dict, fields: list[str]) -> tuple | None:
     return tuple(values)
 
 
-class IndexedCollection(mongomock.Collection):
+# mongomock's own class: its stub presents `mongomock.Collection` as pymongo's, which has
+# none of the internals (`_store`, `_iter_documents`) this class builds on.
+class IndexedCollection(mongomock.collection.Collection):
     """A mongomock collection whose `_id` lookups and unique checks do not scan."""
 
     def _iter_documents(self, filter: Any) -> Iterator[dict]:  # noqa: A002 - mongomock's name
@@ -107,7 +110,7 @@ class IndexedCollection(mongomock.Collection):
         caches = self._store.__dict__.setdefault("_unique_hashes", {})
         cached = caches.get(name)
         if cached is None or cached[0] is not index:
-            table: dict[tuple, set] = {}
+            table: dict[tuple | None, set] = {}
             for doc in self._store._documents.values():
                 table.setdefault(_key_of(doc, fields), set()).add(doc["_id"])
             cached = caches[name] = (index, table)

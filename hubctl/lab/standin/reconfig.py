@@ -261,7 +261,9 @@ def _check_compatible(
     need = len(new_voters) // 2 + 1
     if len(responded) < need:
         names = ", ".join(sorted(x.host for x in responded))
-        missing = ", ".join(sorted(x.host for x in new_voters if x not in responded))
+        missing = ", ".join(
+            sorted(x.host for x in new_voters if x is not None and x not in responded)
+        )
         raise CommandError(
             74,
             "NodeNotFound",

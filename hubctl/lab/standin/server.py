@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import struct
 import threading
 from typing import Any
@@ -20,6 +21,7 @@ import bson
 from bson import ObjectId
 from mockupdb import OP_MSG_FLAGS, OpMsg, mock_server_receive_request
 
+from hubctl.lab.standin.access import AccessControl
 from hubctl.lab.standin.admin import awaitable_hello
 from hubctl.lab.standin.commands import dispatch
 from hubctl.lab.standin.errors import CommandError
@@ -68,6 +70,10 @@ class MemberServer:
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        # Set by StandinCluster(auth=True): every command then passes access control.
+        self.access: AccessControl | None = None
+        # Set by StandinCluster(tls=...): every connection must then speak TLS (requireTLS).
+        self.tls: ssl.SSLContext | None = None
 
     def start(self) -> int:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -125,6 +131,9 @@ class MemberServer:
                 return  # the listener was shut down
             conn.settimeout(None)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                # The handshake happens on the first read, in the connection's own thread.
+                conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
             with self._conns_lock:
                 if stopping.is_set():
                     conn.close()
@@ -186,6 +195,8 @@ class MemberServer:
             if not request.is_command:
                 raise CommandError(59, "CommandNotFound", "legacy opcodes are not supported")
             self.stats.count(request.command_name, request.doc)
+            if self.access is not None:
+                return self.access.answer(self, request, dispatch)
             return dispatch(self, request)
         except CommandError as exc:
             return exc.reply()

@@ -66,7 +66,9 @@ class MemberStore:
     """The data one member holds, with the cursors opened on it."""
 
     def __init__(self) -> None:
-        self.client = mongomock.MongoClient(_store=ServerStore())
+        self.client: mongomock.MongoClient[dict[str, Any]] = mongomock.MongoClient(
+            _store=ServerStore()
+        )
         self.cursors: dict[int, tuple[str, list[dict]]] = {}
 
     def wipe(self) -> None:
@@ -95,7 +97,9 @@ class MemberStore:
                 target.drop_index(entry[3])
 
     # ----- reads ------------------------------------------------------------------------
-    def _cursor_reply(self, ns: str, docs: list[dict], batch: int | None, single: bool = False):
+    def _cursor_reply(
+        self, ns: str, docs: list[dict], batch: int | None, single: bool = False
+    ) -> dict[str, Any]:
         size = DEFAULT_FIRST_BATCH if not batch else batch
         first, rest = docs[:size], docs[size:]
         cursor_id = 0

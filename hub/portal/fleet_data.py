@@ -1,0 +1,45 @@
+"""Blocking reads behind the hosts, host and history pages (each run in a thread)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hub.events import list_events
+from hub.health_check import Thresholds
+from hub.portal.listing import merge_rows
+from hub.portal.overview import Reader
+from hub.store import LAST_SEEN
+from hubcluster.keys import fingerprint_from_sha
+
+HISTORY_LIMIT = 500
+TIMELINE = 30
+
+
+def host_rows(reader: Reader) -> list[dict[str, Any]]:
+    queries = reader.queries
+    now = dt.datetime.now(dt.UTC)
+    hosts = queries.hosts()
+    compliance = queries.compliance()["hosts"]
+    return merge_rows(hosts, compliance, now, Thresholds().stale_after)
+
+
+def host_detail(reader: Reader, name: str) -> dict[str, Any]:
+    """One host; raises hub.queries.QueryError when no host (or several) match `name`."""
+    queries = reader.queries
+    sha = queries.resolve_host(name)
+    row = next(r for r in host_rows(reader) if r["key"] == sha)
+    outcome = next((c for c in queries.compliance()["hosts"] if c["key"] == sha), None)
+    reports = queries.reports(name, last=TIMELINE)
+    return {
+        "host": row,
+        "fingerprint": fingerprint_from_sha(sha),
+        "outcome": outcome,
+        "reports": list(reversed(reports)),  # newest first
+        "seen_by_hub": reader.store.reading(LAST_SEEN).find_one({"_id": sha}, {"_id": 0}),
+    }
+
+
+def history(reader: Reader) -> list[dict[str, Any]]:
+    events = list_events(reader.client, None, reader.max_staleness, HISTORY_LIMIT)
+    return list(reversed(events))  # newest first

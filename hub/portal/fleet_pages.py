@@ -1,0 +1,152 @@
+"""Hosts, host detail and history: pages, their JSON under /api/, and CSV exports."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from hub.portal import fleet_data
+from hub.portal.listing import ListingError, PastLastPage, page_of, parse_query, select
+from hub.queries import QueryError
+
+if TYPE_CHECKING:
+    from hub.portal.pages import Pages
+
+HOST_COLUMNS = ("host", "key", "address", "last_seen", "seen_by", "reports", "compliant", "stale")
+HISTORY_COLUMNS = ("time", "kind", "message", "by", "user")
+
+
+async def read(call: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(call, *args)
+    except QueryError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except PyMongoError as exc:
+        words = str(exc).split(",")[0][:160]
+        raise HTTPException(503, f"no member could answer: {words}") from None
+
+
+def csv_response(rows: list[dict[str, Any]], columns: tuple[str, ...], name: str) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, list):
+                value = " ".join(map(str, value))
+            text = "" if value is None else str(value)
+            # A cell a spreadsheet would run as a formula is quoted as text.
+            cells.append("'" + text if text[:1] in ("=", "+", "-", "@") else text)
+        writer.writerow(cells)
+    disposition = f'attachment; filename="{name}.csv"'
+    return Response(
+        out.getvalue(), media_type="text/csv", headers={"content-disposition": disposition}
+    )
+
+
+def history_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "time": e.get("time"),
+            "kind": e.get("kind"),
+            "message": e.get("message"),
+            "by": e.get("by"),
+            "user": (e.get("details") or {}).get("user"),
+        }
+        for e in events
+    ]
+
+
+class FleetPages:
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        self.reader = pages.portal.reader
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/hosts", self.hosts, name="hosts"),
+            Route("/hosts.csv", self.hosts_csv, name="hosts_csv"),
+            Route("/api/hosts", self.api_hosts, name="api_hosts"),
+            Route("/hosts/{name}", self.host, name="host"),
+            Route("/api/hosts/{name}", self.api_host, name="api_host"),
+            Route("/history", self.history, name="history"),
+            Route("/history.csv", self.history_csv, name="history_csv"),
+            Route("/api/history", self.api_history, name="api_history"),
+        ]
+
+    async def _listing(self, request: Request) -> dict[str, Any]:
+        hubs = self.pages.portal.expected_hubs()
+        try:
+            query = parse_query(request.query_params, hubs)
+            rows = select(await read(fleet_data.host_rows, self.reader), query)
+            shown, pages = page_of(rows, query.page)
+        except PastLastPage as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ListingError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"query": query, "rows": shown, "pages": pages, "total": len(rows), "hubs": hubs}
+
+    async def hosts(self, request: Request) -> Response:
+        account = self.pages.page_account(request)
+        if isinstance(account, Response):
+            return account
+        listing = await self._listing(request)
+        partial = request.headers.get("hx-request") == "true"
+        name = "hosts_table.html" if partial else "hosts.html"
+        return self.pages.render(request, name, {"l": listing, "account": account})
+
+    async def hosts_csv(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        hubs = self.pages.portal.expected_hubs()
+        try:
+            query = parse_query(request.query_params, hubs)
+        except ListingError as exc:
+            raise HTTPException(400, str(exc)) from None
+        rows = select(await read(fleet_data.host_rows, self.reader), query)
+        return csv_response(rows, HOST_COLUMNS, "hosts")
+
+    async def api_hosts(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        listing = await self._listing(request)
+        listing["query"] = listing["query"].params()
+        return self.pages.json(listing)
+
+    async def host(self, request: Request) -> Response:
+        account = self.pages.page_account(request)
+        if isinstance(account, Response):
+            return account
+        name = request.path_params["name"]
+        detail = await read(fleet_data.host_detail, self.reader, name[:300])
+        return self.pages.render(request, "host.html", {"d": detail, "account": account})
+
+    async def api_host(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        name = request.path_params["name"]
+        return self.pages.json(await read(fleet_data.host_detail, self.reader, name[:300]))
+
+    async def history(self, request: Request) -> Response:
+        account = self.pages.page_account(request)
+        if isinstance(account, Response):
+            return account
+        rows = history_rows(await read(fleet_data.history, self.reader))
+        return self.pages.render(request, "history.html", {"rows": rows, "account": account})
+
+    async def history_csv(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        rows = history_rows(await read(fleet_data.history, self.reader))
+        return csv_response(rows, HISTORY_COLUMNS, "history")
+
+    async def api_history(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        return self.pages.json(history_rows(await read(fleet_data.history, self.reader)))
