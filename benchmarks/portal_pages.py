@@ -87,15 +87,19 @@ def main() -> None:
         hubd = subprocess.Popen(HUBD + ["run", "--config", str(config)], stdout=log, stderr=log)
         try:
             web = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180
+            said = "nothing"
             while True:
                 try:
-                    if web.get("/health").status_code == 200:
+                    got = web.get("/health")
+                    if got.status_code == 200:
                         break
-                except httpx.TransportError:
-                    pass
+                    said = got.text
+                except httpx.TransportError as exc:
+                    said = str(exc)
                 if time.monotonic() > deadline:
-                    raise SystemExit("hubd's portal did not answer in 60 s")
+                    tail = (Path(tmp) / "hubd.log").read_text()[-2000:]
+                    raise SystemExit(f"hubd's portal: no 200 in 180 s ({said})\n{tail}")
                 time.sleep(0.2)
             form = web.get("/login").text
             csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]

@@ -31,10 +31,12 @@ from pymongo.errors import PyMongoError
 from hub.bson_limits import storage_problem
 from hub.config import CollectorSettings
 from hub.events import record_event
+from hub.metrics import HubMetrics
 from hub.report_records import ParsedReports, parse_report_lines
 from hub.report_stream import CHUNK, read_answer
 from hub.report_writer import Deposed, ReportWriter, is_deposing
 from hub.store import HubStore, Pull
+from hubcluster.report_kinds import GAP
 from hubcluster.ssh_options import client_options
 
 log = logging.getLogger("hubcluster.collector")
@@ -96,6 +98,7 @@ class Collector:
         # and the newest term seen anywhere: a round under an older one writes nothing.
         self.term: int | None = None
         self.newest_term = 0
+        self.metrics: HubMetrics | None = None  # hubd sets its hub's metrics (hub.metrics)
 
     # ----- a round ----------------------------------------------------------------------
     async def run_round(self) -> RoundFigures:
@@ -139,7 +142,11 @@ class Collector:
         figures.seconds = time.monotonic() - t0
         self.last_round = figures
         if figures.aborted != "not master":
-            log.info("%s", figures.summary())
+            # The fields are for log_format = "json" (hubcluster.log_format); text shows the line.
+            fields = {"round": figures.started.isoformat(), "hosts": figures.hosts}
+            log.info("%s", figures.summary(), extra=fields)
+            if self.metrics is not None:
+                self.metrics.round_finished(figures)
         if record:
             try:
                 # Off the event loop: a majority write can wait seconds for a slow majority.
@@ -203,6 +210,9 @@ class Collector:
                 log.exception("pull from %s failed unexpectedly", label)
                 why = f"internal error: {type(exc).__name__}: {exc}"
             self.progress["done"] = self.progress.get("done", 0) + 1
+            if self.metrics is not None:
+                took = (dt.datetime.now(dt.UTC) - started).total_seconds()
+                self.metrics.pull_seconds.observe(took)
             if why is not None:
                 await self._drop_connection(sha)
                 await self._failed(figures, sha, label, started, why)
@@ -215,7 +225,8 @@ class Collector:
         self, figures: RoundFigures, sha: str, label: str, when: dt.datetime, why: str
     ) -> None:
         figures.failed[sha] = why
-        log.warning("pull from %s failed: %s", label, why)
+        fields = {"round": figures.started.isoformat(), "host": sha}
+        log.warning("pull from %s failed: %s", label, why, extra=fields)
         try:
             await asyncio.to_thread(self.store.mark_pull, sha, when, why)
         except PyMongoError as exc:
@@ -242,6 +253,8 @@ class Collector:
                 raise ValueError(f"report service said: {answer.stderr.strip()[:200]}")
             parsed = parse_report_lines(answer.lines, since, limit, epoch)
             complete = answer.complete
+            if self.metrics is not None:
+                self.metrics.bytes_read.inc(answer.bytes_read)
             del answer
             _quarantine_unstorable(parsed)
             if not self.is_master():
@@ -266,6 +279,9 @@ class Collector:
             if restarted is not None and (restarted or since):
                 # (A first pull, or a cursor from before epochs at 0, merely adopts it.)
                 await self._spool_restarted(host, restarted, parsed.epoch)
+            if self.metrics is not None:
+                self.metrics.quarantined_reports(r["reason"] for r in parsed.rejected)
+                self.metrics.gaps_recorded(sum(1 for r in parsed.records if r["kind"] == GAP))
             if parsed.rejected:
                 figures.rejected += len(parsed.rejected)
                 for bad in parsed.rejected:

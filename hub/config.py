@@ -8,6 +8,7 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
     listen = "0.0.0.0:5308"             # the hub's SSH service
     trust_keys_from = ["10.0.0.0/8"]    # networks allowed to register new client keys
     state_interval = "15s"              # how often it writes its state for `hubctl status`
+    log_format = "text"                 # or "json": one JSON object per log line
 
     [replset]
     name = "CFEngineNova"
@@ -49,6 +50,7 @@ from pathlib import Path
 from hub.mongo_access import AccessError, MongoAccess, access_from, redact
 from hub.portal.settings import PortalSettings, parse_portal
 from hubcluster.config_check import ConfigError, Section, load_toml
+from hubcluster.log_format import FORMATS
 
 DEFAULT_SERVICE_PORT = 5308
 
@@ -87,6 +89,7 @@ class HubConfig:
     state_interval: float = 15.0
     mongo_access: MongoAccess | None = None
     portal: PortalSettings = field(default_factory=PortalSettings)
+    log_format: str = "text"  # hubcluster.log_format.FORMATS
 
     @property
     def me(self) -> HubEntry:
@@ -177,7 +180,10 @@ def parse_hub_config(data: dict) -> HubConfig:
         state_interval=hub.duration("state_interval", 15.0, minimum=0.5),
         mongo_access=access,
         portal=parse_portal(portal, present="portal" in data),
+        log_format=hub.str("log_format", "text"),
     )
+    if config.log_format not in FORMATS:
+        raise ConfigError(f"hub.log_format: must be text or json, got {config.log_format!r:.40}")
     for section in (root, hub, replset, collector, sync):
         section.reject_unknown()
     return config

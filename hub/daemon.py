@@ -17,6 +17,7 @@ from hub.mongo_access import redact_logs
 from hubcluster.config_check import ConfigError
 from hubcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
 from hubcluster.keys import KeyFileError, ensure_key_pair, key_fingerprint
+from hubcluster.log_format import TEXT_FORMAT, use_log_format
 from hubcluster.usage_errors import command_app
 
 app = command_app(
@@ -56,7 +57,7 @@ def run(
     """Run the hub until SIGTERM or SIGINT."""
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=TEXT_FORMAT,
     )
     redact_logs()
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
@@ -65,6 +66,7 @@ def run(
         cfg = load_hub_config(config)
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
+    use_log_format(cfg.log_format, cfg.name)
     if not KeyStore(cfg.ppkeys).hub_private_key_path.exists():
         raise _fail(
             f"no hub key in {cfg.ppkeys}; run `hubd init --config {config}` first", EXIT_USAGE

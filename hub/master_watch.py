@@ -62,6 +62,7 @@ class MasterWatch:
         self.state = MasterState(is_master=False, primary=None, reachable=False)
         self.changed_at = time.monotonic()
         self.last_probe = time.monotonic()  # when a probe last finished: the watch's heartbeat
+        self.last_answer = time.monotonic()  # when our own mongod last answered (metrics)
         self._last_failure: tuple[str, float] | None = None
 
     def _probe(self) -> MasterState:
@@ -75,6 +76,8 @@ class MasterWatch:
         """One look; calls `on_change(old, new)` when anything differs."""
         new = await asyncio.get_running_loop().run_in_executor(self._probes, self._probe)
         self.last_probe = time.monotonic()
+        if new.reachable:
+            self.last_answer = self.last_probe
         old = self.state
         if new != old:
             self.state = new

@@ -29,6 +29,7 @@ from hub.hub_directory import HubDirectory
 from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
 from hub.masterfiles import current_release_id, current_release_since
+from hub.metrics import HubMetrics
 from hub.mongo import connect, connect_member
 from hub.peer_sync import apply_db_revocations, sync_with_peers
 from hub.portal.server import PortalServer
@@ -83,6 +84,8 @@ class HubNode:
             self.keystore.get,
             lambda: self.watch.state.is_master,
         )
+        self.metrics = HubMetrics(self.name)  # served at the portal's /metrics
+        self.collector.metrics = self.metrics
         self._round: asyncio.Task | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -222,6 +225,7 @@ class HubNode:
     def _overran(self, took: float, interval: float) -> None:
         self.overruns += 1
         self.last_overrun = took
+        self.metrics.round_overran()
         log.warning(
             "round took %.1f s, longer than the %g s interval; next round starts now%s",
             took,
@@ -254,6 +258,8 @@ class HubNode:
             self.config.collector.connect_timeout,
             target,
         )
+        ok = not result.peers_failed and not result.mirror_failed
+        self.metrics.peer_synced(result.seconds, ok)
         log.info("peer sync: %s", result.summary())
         if result.release_after != result.release_before:
             await self._publish_state()

@@ -1,8 +1,8 @@
 """The exit statuses shared by hubctl, hubd and client-agent (README.md, "Exit statuses").
 
-Scripts and monitoring branch on these, so every command uses the same four. `hubctl check`
-and `hubctl status` answer in Nagios' OK/WARNING/CRITICAL/UNKNOWN instead, which keeps 3
-for "could not reach the cluster" there too.
+Scripts and monitoring branch on these, so every command uses the same four (`hubctl
+status` too: degraded and no primary are both 1). Only `hubctl check` answers in Nagios'
+OK/WARNING/CRITICAL/UNKNOWN instead, which keeps 3 for "could not reach the cluster" too.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import typer
 
 # typer's vendored click: the help it raises for a bare `hubctl` is no error, and a
 # missing argument is a "bad parameter" that still deserves the pointer to --help.
+from typer._click.core import Context
 from typer._click.exceptions import MissingParameter, NoArgsIsHelpError
 from typer.core import TyperGroup
 
@@ -27,11 +28,10 @@ def usage_line(exc: typer.TyperException) -> str:
     message = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)
     # A refused value names its option already; a missing or unknown one sends to --help.
-    wants_help = ctx is not None and (
-        isinstance(exc, MissingParameter) or not isinstance(exc, typer.BadParameter)
-    )
-    hint = f" (see {ctx.command_path} --help)" if wants_help else ""
-    return f"{message}{hint}"
+    refused = isinstance(exc, typer.BadParameter) and not isinstance(exc, MissingParameter)
+    if ctx is None or refused:
+        return message
+    return f"{message} (see {ctx.command_path} --help)"
 
 
 class OneLineErrors(TyperGroup):
@@ -51,9 +51,15 @@ class OneLineErrors(TyperGroup):
 
     # Both halves of a run can find the command line wrong: parsing this group's own
     # arguments (make_context) and parsing the subcommand's (inside invoke).
-    def make_context(self, info_name: str | None, args: list[str], **extra: Any) -> Any:
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Context | None = None,
+        **extra: Any,
+    ) -> Context:
         try:
-            return super().make_context(info_name, args, **extra)
+            return super().make_context(info_name, args, parent, **extra)
         except typer.TyperException as exc:
             raise self.report(exc) from None
 

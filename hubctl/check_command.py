@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from pymongo.errors import PyMongoError
+from typer._click.core import Context
 from typer.core import TyperCommand
 
 from hub.config import load_hub_config
@@ -37,9 +38,15 @@ def _unknown(message: str) -> typer.Exit:
 class NagiosCommand(TyperCommand):
     """A plugin answers even a wrong command line in its protocol: UNKNOWN, exit 3."""
 
-    def make_context(self, info_name: str | None, args: list[str], **extra: Any) -> Any:
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Context | None = None,
+        **extra: Any,
+    ) -> Context:
         try:
-            return super().make_context(info_name, args, **extra)
+            return super().make_context(info_name, args, parent, **extra)
         except typer.TyperException as exc:
             raise _unknown(usage_line(exc)) from None
 
@@ -59,13 +66,13 @@ def check(
     ] = None,
     max_lag: Annotated[
         float, duration_option("--max-lag", allowed=LAG, help="Lag that counts as lagging")
-    ] = "10s",  # type: ignore[assignment]
+    ] = "10s",  # type: ignore[assignment]  # typer converts the default like any value
     stale_after: Annotated[
         float,
         duration_option(
             "--stale-after", allowed=LOOKBACK, help="A client unseen this long is stale"
         ),
-    ] = "15m",  # type: ignore[assignment]
+    ] = "15m",  # type: ignore[assignment]  # typer converts the default like any value
     stale_warn: Annotated[float, typer.Option(help="Stale share that warns, 0..1")] = 0.10,
     timeout: TimeoutOpt = 5.0,
 ) -> None:

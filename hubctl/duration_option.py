@@ -36,6 +36,10 @@ ELECTION_TIMEOUT = DurationRange(0.1, HOUR)
 # Thresholds: replication lag that counts, and the intervals hubs run on.
 LAG = DurationRange(0, DAY)
 INTERVAL = DurationRange(1, 7 * DAY)
+# The lab: how long `lab up --for` runs, and its agents' and collector's rounds (a lab is
+# watched live, so a day between rounds is already more than anyone waits for).
+LAB_RUN = DurationRange(1, 7 * DAY)
+LAB_INTERVAL = DurationRange(1, DAY)
 
 
 class DurationParser:

@@ -22,6 +22,7 @@ from hub.replset import (
 from hub.supervisor import published_problems
 from hubcluster.config_check import split_address
 from hubcluster.durations import format_duration
+from hubcluster.exit_codes import EXIT_OK
 from hubctl.cluster_option import ConfigOpt, MongoOpt, TimeoutOpt, open_replset
 from hubctl.confirmation import confirm_or_cancel
 from hubctl.duration_option import (
@@ -36,6 +37,7 @@ from hubctl.duration_option import (
 )
 from hubctl.init_access import initiate_with_users
 from hubctl.output import (
+    EXIT_FAILED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     Table,
@@ -222,6 +224,9 @@ def init_replset(
         as_operator.close()
 
 
+STATUS_HEALTH = {0: "healthy", 1: "degraded", 2: "no primary"}
+
+
 def status(
     mongo: MongoOpt = None,
     config: ConfigOpt = None,
@@ -231,26 +236,42 @@ def status(
     ] = DEFAULT_MAX_LAG,
     timeout: TimeoutOpt = 5.0,
 ) -> None:
-    """Members and their state. Exit 0 healthy, 1 degraded, 2 no primary, 3 unreachable."""
+    """Members and their state.
+
+    Exit 0 healthy, 1 degraded or no primary (the JSON's "health" and the last line say
+    which), 2 usage, 3 unreachable.
+    """
     with replset(mongo, config, timeout) as rs:
         topo = rs.topology()
         side = hub_side(rs.uri, topo) if topo.initiated else None
     if not topo.initiated:
         if as_json:
-            print_json({"set": None, "primary": None, "members": [], "initiated": False})
+            print_json(
+                {
+                    "set": None,
+                    "primary": None,
+                    "members": [],
+                    "initiated": False,
+                    "health": "not initiated",
+                }
+            )
         else:
             say("the replica set is not initiated yet (run hubctl init-replset)")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_FAILED)
+    # One status for "not as it should be" keeps 2 for usage, as in every other command.
+    health = STATUS_HEALTH[topo.health_code(max_lag)]
     if as_json:
         doc = topo.to_json()
         if side:
             doc.update(side)
+        doc["health"] = health
         print_json(doc)
     else:
         show(topo)
         if side:
             console.print(render_hub_side(side))
-    raise typer.Exit(topo.health_code(max_lag))
+        say(f"health: {health}")
+    raise typer.Exit(EXIT_OK if health == "healthy" else EXIT_FAILED)
 
 
 def freeze(

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.portal import auth
 from hub.portal.health import ENDPOINTS, judge
+from hub.portal.metrics_route import metrics_route
 from hub.portal.pages import Pages
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ async def _no_icon(request: Request) -> Response:
 
 def build_app(portal: PortalServer, secret: str) -> ASGIApp:
     routes: list[Any] = [_health_route(portal, e) for e in ENDPOINTS]
+    routes.append(metrics_route(portal))
     routes += Pages(portal).routes()
     routes.append(Route("/favicon.ico", _no_icon))
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))

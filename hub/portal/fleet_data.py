@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pymongo import DESCENDING
+
 from hub.events import list_events
 from hub.health_check import Thresholds
 from hub.portal.listing import merge_rows
 from hub.portal.overview import Reader
+from hub.release_generations import GENERATIONS
 from hub.store import LAST_SEEN
 from hubcluster.keys import fingerprint_from_sha
 
 HISTORY_LIMIT = 500
+RELEASES_SHOWN = 50
 TIMELINE = 30
 
 
@@ -43,3 +47,25 @@ def host_detail(reader: Reader, name: str) -> dict[str, Any]:
 def history(reader: Reader) -> list[dict[str, Any]]:
     events = list_events(reader.client, None, reader.max_staleness, HISTORY_LIMIT)
     return list(reversed(events))  # newest first
+
+
+def compliance(reader: Reader) -> dict[str, Any]:
+    """Per promise and per host, from the collector's latest-outcome summaries."""
+    return reader.queries.compliance()
+
+
+def masterfiles(reader: Reader) -> list[dict[str, Any]]:
+    """Release generations, newest first, each with the hubs that serve it now."""
+    store = reader.store
+    states = store.hub_states()
+    found = store.reading(GENERATIONS).find().sort("_id", DESCENDING).limit(RELEASES_SHOWN)
+    return [
+        {
+            "generation": doc["_id"],
+            "release": doc.get("release"),
+            "published_by": doc.get("hub"),
+            "time": doc.get("time"),
+            "held_by": sorted(s["_id"] for s in states if s.get("release") == doc.get("release")),
+        }
+        for doc in found
+    ]

@@ -21,7 +21,18 @@ from hub.queries import QueryError
 if TYPE_CHECKING:
     from hub.portal.pages import Pages
 
-HOST_COLUMNS = ("host", "key", "address", "last_seen", "seen_by", "reports", "compliant", "stale")
+HOST_COLUMNS = (
+    "host",
+    "key",
+    "address",
+    "last_seen",
+    "seen_by",
+    "reports",
+    "lost",
+    "compliant",
+    "stale",
+)
+PROMISE_COLUMNS = ("promise", "hosts", "kept", "repaired", "not_kept", "skipped", "share")
 HISTORY_COLUMNS = ("time", "kind", "message", "by", "user")
 
 
@@ -80,6 +91,11 @@ class FleetPages:
             Route("/api/hosts", self.api_hosts, name="api_hosts"),
             Route("/hosts/{name}", self.host, name="host"),
             Route("/api/hosts/{name}", self.api_host, name="api_host"),
+            Route("/compliance", self.compliance, name="compliance"),
+            Route("/compliance.csv", self.compliance_csv, name="compliance_csv"),
+            Route("/api/compliance", self.api_compliance, name="api_compliance"),
+            Route("/masterfiles", self.masterfiles, name="masterfiles"),
+            Route("/api/masterfiles", self.api_masterfiles, name="api_masterfiles"),
             Route("/history", self.history, name="history"),
             Route("/history.csv", self.history_csv, name="history_csv"),
             Route("/api/history", self.api_history, name="api_history"),
@@ -134,6 +150,34 @@ class FleetPages:
         self.pages.api_account(request)
         name = request.path_params["name"]
         return self.pages.json(await read(fleet_data.host_detail, self.reader, name[:300]))
+
+    async def compliance(self, request: Request) -> Response:
+        account = self.pages.page_account(request)
+        if isinstance(account, Response):
+            return account
+        view = await read(fleet_data.compliance, self.reader)
+        return self.pages.render(request, "compliance.html", {"c": view, "account": account})
+
+    async def compliance_csv(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        view = await read(fleet_data.compliance, self.reader)
+        return csv_response(view["promises"], PROMISE_COLUMNS, "compliance")
+
+    async def api_compliance(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        return self.pages.json(await read(fleet_data.compliance, self.reader))
+
+    async def masterfiles(self, request: Request) -> Response:
+        account = self.pages.page_account(request)
+        if isinstance(account, Response):
+            return account
+        releases = await read(fleet_data.masterfiles, self.reader)
+        context = {"releases": releases, "account": account}
+        return self.pages.render(request, "masterfiles.html", context)
+
+    async def api_masterfiles(self, request: Request) -> Response:
+        self.pages.api_account(request)
+        return self.pages.json(await read(fleet_data.masterfiles, self.reader))
 
     async def history(self, request: Request) -> Response:
         account = self.pages.page_account(request)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from hub.metrics_sources import MetricSources
 from hub.mongo import connect, connect_member
 from hub.portal.app import build_app
 from hub.portal.auth import session_secret
@@ -68,6 +69,7 @@ class PortalServer:
             answered,
             config.max_staleness,
         )
+        self.metric_sources = MetricSources(node, node.metrics)
         self.app = build_app(self, session_secret(self.settings, config.workdir))
         self.url: str | None = None
 
@@ -125,4 +127,5 @@ class PortalServer:
 
     def close(self) -> None:
         self.member_client.close()
+        self.metric_sources.close()
         self.reader.close()

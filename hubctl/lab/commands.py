@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hubcluster.durations import parse_duration
+from hubctl.duration_option import ELECTION_TIMEOUT, duration_option
 from hubctl.lab import lab_commands
 from hubctl.output import EXIT_USAGE, fail, print_json, say
 
@@ -19,14 +19,27 @@ lab_app = typer.Typer(help="A local lab: the replica-set stand-in, or a whole cl
 @lab_app.command("mongo")
 def lab_mongo(
     base_port: Annotated[
-        int | None, typer.Option("--base-port", help="Members listen on P, P+1, P+2")
+        int | None,
+        typer.Option(
+            "--base-port", min=1, max=65535, help="Members listen on P, P+1, P+2 (1 to 65535)"
+        ),
     ] = None,
-    members: Annotated[int, typer.Option("--members", help="How many members")] = 3,
+    members: Annotated[
+        int, typer.Option("--members", min=1, max=7, help="How many members (1 to 7 voters)")
+    ] = 3,
     name: Annotated[str, typer.Option("--name", help="Replica-set name")] = "CFEngineNova",
     election_timeout: Annotated[
-        str, typer.Option("--election-timeout", help="How long members wait before an election")
-    ] = "2s",
-    control_port: Annotated[int, typer.Option("--control-port", help="0 picks a free port")] = 0,
+        float,
+        duration_option(
+            "--election-timeout",
+            allowed=ELECTION_TIMEOUT,
+            help="How long members wait before an election",
+        ),
+    ] = 2.0,
+    control_port: Annotated[
+        int,
+        typer.Option("--control-port", min=0, max=65535, help="0 picks a free port (0 to 65535)"),
+    ] = 0,
     initiate: Annotated[
         bool, typer.Option("--initiate", help="Initiate the set and print what to try next")
     ] = False,
@@ -35,10 +48,10 @@ def lab_mongo(
     from hubctl.lab.standin import StandinCluster
     from hubctl.lab.standin.control import serve_control
 
-    try:
-        timeout = parse_duration(election_timeout)
-    except ValueError as exc:
-        fail(f"--election-timeout: {exc}", EXIT_USAGE)
+    timeout = election_timeout
+    if base_port and base_port + members - 1 > 65535:
+        last = base_port + members - 1
+        fail(f"--base-port {base_port}: {members} members need ports to {last} > 65535", EXIT_USAGE)
     ports = [base_port + i for i in range(members)] if base_port else None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

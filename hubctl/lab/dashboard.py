@@ -7,14 +7,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pymongo.errors import PyMongoError
-from rich.console import Group
-from rich.table import Table
 
 from hub.mongo import connect
 from hub.replset import ReplicaSet, ReplsetError, Topology
 from hub.store import REPORTS, HubStore
 from hubctl.lab.cluster import LabCluster
-from hubctl.replset_commands import hub_side, render_hub_side
+from hubctl.lab.dashboard_layout import Dashboard
+from hubctl.replset_commands import hub_side
 
 
 @dataclass
@@ -75,40 +74,17 @@ def snapshot(lab: LabCluster, timeline: Timeline) -> dict:
     finally:
         client.close()
     services = {h.service: h.name for h in lab.hubs}
-    per_server = Counter(services.get(s, s) for s in lab.policy_servers().values())
+    pointing = {c: services.get(s, s) for c, s in lab.policy_servers().items()}
     return {
         "status": status,
         "reports": reports,
-        "per_server": dict(per_server),
+        "per_server": dict(Counter(pointing.values())),
+        "clients": pointing,
         "side": hub_side(lab.uri, _topology(lab.uri)),
         "timeline": timeline,
     }
 
 
-def render(snap: dict) -> Group:
-    status, timeline = snap["status"], snap["timeline"]
-    hubs = Table(
-        title=f"hubcluster lab - master: {status['master'] or 'NONE'}", title_justify="left"
-    )
-    for column in ("Hub", "mongod", "hubd", "Service", "Clients pointing here"):
-        hubs.add_column(column)
-    for h in status["hubs"]:
-        state = h["mongod"] + (" (isolated)" if h["isolated"] else "")
-        if h["mongod"] == "PRIMARY":
-            state = f"[bold green]{state}[/]"
-        hubs.add_row(
-            h["name"], state, h["hubd"], h["service"], str(snap["per_server"].get(h["name"], 0))
-        )
-    parts = [hubs]
-    if snap["side"]:
-        parts.append(render_hub_side(snap["side"]))
-    facts = Table.grid(padding=(0, 2))
-    facts.add_row("reports stored", str(snap["reports"] if snap["reports"] is not None else "?"))
-    facts.add_row("agent rounds run", str(timeline.agent_rounds))
-    for h in status["hubs"]:
-        if h.get("portal"):
-            facts.add_row(f"portal of {h['name']}", h["portal"])
-    if timeline.failovers:
-        facts.add_row("last failover", timeline.failovers[-1].describe())
-    parts.append(facts)
-    return Group(*parts)
+def render(snap: dict) -> Dashboard:
+    """The dashboard for `snap`; it lays itself out for the console it is printed on."""
+    return Dashboard(snap)

@@ -13,36 +13,61 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
+from hubctl.duration_option import ELECTION_TIMEOUT, LAB_INTERVAL, LAB_RUN, duration_option
 from hubctl.lab.cluster import LabCluster
 from hubctl.lab.standin.control import ControlError, control_request, serve_control
-from hubctl.output import EXIT_USAGE, err_console, fail, print_json, say
+from hubctl.output import err_console, fail, print_json, say
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="Where the lab keeps its files")]
 DEFAULT_DIR = Path("lab-run")
+# Each client is an agent, its report service and ports on this machine.
+MAX_CLIENTS = 500
+ClientsOpt = Annotated[
+    int,
+    typer.Option(
+        "--clients", min=1, max=MAX_CLIENTS, help=f"How many clients (1 to {MAX_CLIENTS})"
+    ),
+]
 
 
 def up(
-    clients: Annotated[int, typer.Option("--clients", help="How many clients")] = 10,
+    clients: ClientsOpt = 10,
     directory: DirOpt = DEFAULT_DIR,
     run_for: Annotated[
-        float | None, typer.Option("--for", help="Run this many seconds, then stop")
+        float | None,
+        duration_option("--for", allowed=LAB_RUN, help="Run this long, then stop"),
     ] = None,
     agent_interval: Annotated[
-        float, typer.Option("--agent-interval", help="Seconds between agent runs")
+        float,
+        duration_option("--agent-interval", allowed=LAB_INTERVAL, help="Between agent runs"),
     ] = 15.0,
     collect_interval: Annotated[
-        float, typer.Option("--collect-interval", help="Seconds between rounds")
+        float,
+        duration_option(
+            "--collect-interval", allowed=LAB_INTERVAL, help="Between collection rounds"
+        ),
     ] = 10.0,
-    election_timeout: Annotated[float, typer.Option("--election-timeout")] = 2.0,
+    election_timeout: Annotated[
+        float,
+        duration_option(
+            "--election-timeout", allowed=ELECTION_TIMEOUT, help="The replica set's, e.g. 2s"
+        ),
+    ] = 2.0,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus", help="Also run Debian's prometheus on loopback, scraping the hubs"
+        ),
+    ] = False,
 ) -> None:
     """Bring up three hubs, a replica set, and CLIENTS clients; show a live dashboard."""
     from hubctl.lab.dashboard import Timeline, render, snapshot
+    from hubctl.lab.prometheus import LabPrometheus, PrometheusMissing
 
-    if clients < 1:
-        fail("--clients must be at least 1", EXIT_USAGE)
     if (directory / "lab.json").exists() and _lab_alive(directory):
         fail(f"a lab is already running in {directory} (hubctl lab down --dir {directory})")
     lab = LabCluster(directory.resolve(), clients, election_timeout, collect_interval)
+    scraper: LabPrometheus | None = None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -57,6 +82,13 @@ def up(
         say(f"export HUBCTL_MONGO_URI='{lab.uri}'")
         for line in lab.portal_lines():
             say(line)
+        if prometheus:
+            targets = [(h.name, f"127.0.0.1:{h.portal_port}") for h in lab.hubs]
+            scraper = LabPrometheus(lab.directory, targets)
+            try:
+                say(f"prometheus (scraping the hubs, alert rules loaded): {scraper.start()}")
+            except PrometheusMissing as exc:
+                err_console.print(f"no prometheus: {exc}", highlight=False)
         say(f"lab control at {address}; in another shell: hubctl lab kill hub1 --dir {directory}")
         timeline = Timeline()
         deadline = time.monotonic() + run_for if run_for else None
@@ -74,6 +106,8 @@ def up(
         final = snapshot(lab, timeline)
         control.shutdown()
     finally:
+        if scraper is not None:
+            scraper.stop()
         lab.down()
         (directory / "lab.json").unlink(missing_ok=True)
     say(
@@ -160,7 +194,7 @@ scenario_app = typer.Typer(help="Scripted stories that check themselves.")
 
 @scenario_app.command("failover")
 def scenario_failover(
-    clients: Annotated[int, typer.Option("--clients")] = 6,
+    clients: ClientsOpt = 6,
 ) -> None:
     """Collect, kill the master, check re-pointing and every report; exit 0 only if all held."""
     from hubctl.lab.scenario import failover

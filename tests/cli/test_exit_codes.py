@@ -83,3 +83,12 @@ def test_the_readme_states_the_scheme():
         "| 3 | unreachable |",
     ):
         assert line in text
+
+
+def test_status_keeps_the_scheme_in_its_help_and_the_readme():
+    # status once exited 2 for "no primary", which a script could not tell from usage.
+    help_text = " ".join(run("hubctl", "status", "--help").stdout.split())
+    assert "Exit 0 healthy, 1 degraded or no primary" in help_text
+    text = " ".join(README.read_text().split())
+    assert "2 no primary" not in text
+    assert "`hubctl status` keeps the scheme: 0 healthy, 1 when the set is not as it" in text

@@ -158,6 +158,7 @@ def deployed(tmp_path_factory, plain) -> Deployment:
         for name, ip in HUBS.items()
     }
     hubs["hub1"]["hub_nrpe"] = True
+    hubs["hub1"]["hub_prometheus_rules_dir"] = "/etc/prometheus/rules"
     clients = {
         name: {"hubcluster_address": ip, "hubcluster_root": str(base / name)}
         for name, ip in CLIENTS.items()
@@ -294,6 +295,9 @@ def test_units_run_the_right_binaries_with_the_right_config(deployed):
     nrpe = deployed.file("hub1", "/etc/nagios/nrpe.d/hubcluster.cfg").read_text()
     assert f"command[check_hubcluster]={VENV}/bin/hubctl check --config {CONFIG}" in nrpe
     assert not deployed.file("hub2", "/etc/nagios/nrpe.d/hubcluster.cfg").exists()
+    rules = deployed.file("hub1", "/etc/prometheus/rules/hubcluster-alerts.yml")
+    assert rules.read_text() == (ANSIBLE_DIR / "monitoring" / "hubcluster-alerts.yml").read_text()
+    assert not deployed.file("hub2", "/etc/prometheus/rules/hubcluster-alerts.yml").exists()
     for client in CLIENTS:
         units = deployed.file(client, "/etc/systemd/system")
         serve = unit(units / "hubcluster-agent-serve.service")

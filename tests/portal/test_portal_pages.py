@@ -74,6 +74,7 @@ def test_host_detail_shows_key_outcomes_and_reports(viewer, portal_fleet):
     assert 'id="fingerprint">SHA256:' in page.text
     assert "broken_on_client001" in page.text and "not kept 1" in page.text
     assert "<td>outcome</td>" in page.text  # a report of the timeline
+    assert 'id="lost">0 (' in page.text  # reports its spool dropped: none here
     assert 'id="revoke"' not in page.text  # viewers get no revoke button
     missing = viewer.get("/hosts/no-such-host")
     assert missing.status_code == 404 and "no host 'no-such-host'" in missing.text
@@ -91,6 +92,43 @@ def test_csv_and_json_exports(viewer, portal_fleet):
     history = list(csv.DictReader(io.StringIO(viewer.get("/history.csv").text)))
     assert list(history[0]) == ["time", "kind", "message", "by", "user"]
     assert any(r["kind"] == "master" and "became master" in r["message"] for r in history)
+
+
+def test_compliance_per_promise_and_host(viewer, portal_fleet):
+    page = viewer.get("/compliance")
+    assert page.status_code == 200
+    broken = viewer.get("/compliance.csv").text
+    rows = {r["promise"]: r for r in csv.DictReader(io.StringIO(broken))}
+    # broken_on_client001 applies to client001 only (not kept there), skipped elsewhere.
+    # (Revoked hosts count no more: the browser tier may have revoked one.)
+    reporting = viewer.get("/api/compliance").json()["fleet"]["reporting"]
+    broken_row = rows["broken_on_client001"]
+    expected = ("1", str(reporting - 1), "0.0")
+    assert (broken_row["not_kept"], broken_row["skipped"], broken_row["share"]) == expected
+    assert rows["always_true"]["kept"] == rows["always_true"]["hosts"] != "0"
+    assert 'data-promise="flag_consumed"' in page.text
+    api = viewer.get("/api/compliance").json()
+    bad = [h["host"] for h in api["hosts"] if not h["compliant"]]
+    assert bad == [NOT_KEPT_ON]
+
+
+def test_masterfiles_lists_generations_and_the_hubs_serving_them(viewer, portal_fleet):
+    names = sorted(h.name for h in portal_fleet.lab.hubs)
+    releases = wait_until(
+        lambda: (r := viewer.get("/api/masterfiles").json()) and r[0]["held_by"] == names and r,
+        20,
+        0.2,
+        "every hub serving the newest release",
+    )
+    newest = releases[0]
+    assert newest["release"] == portal_fleet.release
+    assert [r["generation"] for r in releases] == sorted(
+        (r["generation"] for r in releases), reverse=True
+    )
+    assert all(r["held_by"] == [] for r in releases[1:])  # older ones: nobody serves them
+    page = viewer.get("/masterfiles")
+    assert f'data-generation="{newest["generation"]}"' in page.text
+    assert portal_fleet.release in page.text
 
 
 def test_a_viewer_may_not_act(viewer, portal_fleet):
@@ -128,18 +166,20 @@ def test_revoke_needs_csrf_and_lands_in_history_with_the_user(admin, portal_flee
     )
     assert done.status_code == 303
     assert 'id="revoked">revoked' in admin.get("/hosts/client003").text
-    (event,) = _events(portal_fleet, ("revoke",))
-    assert "client003" in event["message"] and "laptop stolen" in event["message"]
+    (event,) = _events(portal_fleet, ("revoke",), "client003")
+    assert "laptop stolen" in event["message"]
     assert event["details"]["user"] == "admin"
     history = admin.get("/history")
     assert "laptop stolen" in history.text and "<td>admin</td>" in history.text
 
 
-def _events(fleet, kinds):
+def _events(fleet, kinds, about=""):
     client = connect(fleet.uri, timeout=10)
     try:
         return wait_until(
-            lambda: [e for e in list_events(client) if e["kind"] in kinds],
+            lambda: [
+                e for e in list_events(client) if e["kind"] in kinds and about in e["message"]
+            ],
             10,
             0.2,
             f"events {kinds}",

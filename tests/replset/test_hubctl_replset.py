@@ -55,13 +55,24 @@ def test_init_replset_then_status_json(standin):
 def test_status_exit_codes_follow_health(replset):
     assert status_json(replset.uri)[0] == 0
     code, doc = status_json(replset.uri)
+    assert doc["health"] == "healthy"
     secondary = next(m["name"] for m in doc["members"] if m["state"] == "SECONDARY")
     replset.kill(secondary)
     wait_until(lambda: status_json(replset.uri)[0] == 1, 20, what="degraded status")
     table = hubctl("status", "--mongo", replset.uri)
     assert "DOWN" in table.stdout and secondary in table.stdout
+    assert "health: degraded" in table.stdout
+    assert status_json(replset.uri)[1]["health"] == "degraded"
     replset.kill(doc["primary"])
-    wait_until(lambda: status_json(replset.uri)[0] == 2, 20, what="no-primary status")
+
+    # No primary is 1 too (2 is a usage error in every command); the JSON says which.
+    def no_primary() -> bool:
+        code, now = status_json(replset.uri)
+        return code == 1 and now["health"] == "no primary"
+
+    wait_until(no_primary, 20, what="no-primary status")
+    table = hubctl("status", "--mongo", replset.uri)
+    assert table.exit_code == 1 and "health: no primary" in table.stdout
 
 
 def test_env_var_gives_the_cluster(replset):
