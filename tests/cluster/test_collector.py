@@ -621,3 +621,84 @@ def test_agent_with_a_wiped_spool_is_collected_again_end_to_end(lab):
         assert db.events.find_one({"kind": "spool-epoch", "details.host": sha})
     finally:
         client.close()
+
+
+def _hostile_line(rng, seq: int) -> str:
+    """One generated report a hub cannot store, still starting with its seq as the service's do."""
+
+    def nested(depth: int) -> str:
+        return "[" * depth + "]" * depth
+
+    kind = rng.randrange(12)
+    if kind == 0:
+        return _report(seq, uptime=rng.choice([2**63, 2**64, -(2**70), 10**30]))
+    if kind == 1:
+        return _report(seq).replace('"uptime": 1.0', '"uptime": ' + nested(rng.randint(95, 30_000)))
+    if kind == 2:
+        return _report(seq).replace('"os":', '"o\\u0000s": 1, "os":')
+    if kind == 3:
+        return _report(seq, uptime={"$gt": rng.random()})
+    if kind == 4:
+        return _report(seq, hostname="lone " + chr(rng.randint(0xD800, 0xDFFF)))
+    if kind == 5:
+        return _report(seq)[:-1] + ', "extra": 1}'
+    if kind == 6:
+        return _report(seq).replace('"kind": "inventory"', '"kind": "bogus"')
+    if kind == 7:
+        return _report(seq, hostname=rng.randint(0, 10))
+    if kind == 8:
+        line = _report(seq)
+        return line[: rng.randint(len(f'{{"seq": {seq},'), len(line) - 2)]
+    if kind == 9:
+        return _report(seq).replace('"time": 1.0', f'"time": {rng.choice(["1e300", "-5", "NaN"])}')
+    if kind == 10:
+        return _report(seq, hostname="x" * rng.randint(20_000, 60_000))
+    return f'{{"seq": {seq}, ' + "".join(chr(rng.randint(33, 126)) for _ in range(40))
+
+
+def test_a_generated_stream_of_hostile_reports_among_healthy_clients(store, fleet, caplog):
+    """Seeded, so a failure replays: a third of one client's reports are hostile, at random."""
+    import random
+
+    rng = random.Random(20261201)
+    healthy = fleet.make(3)
+    (hostile,) = fleet.make(1)
+    good: list[int] = []
+    bad: list[int] = []
+    lines: list[tuple[int, str]] = []
+    for seq in range(1, 121):
+        if rng.random() < 1 / 3:
+            bad.append(seq)
+            lines.append((seq, _hostile_line(rng, seq)))
+        else:
+            good.append(seq)
+            lines.append((seq, _report(seq)))
+    settings = dataclasses.replace(SETTINGS, batch_size=25, max_report_bytes=16_384)
+
+    async def scenario():
+        hostile.acceptor = await start_line_service(hostile.state, lambda: lines)
+        await fleet.serve(healthy)
+        fleet.register(store)
+        col = collector(store, fleet, settings)
+        with caplog.at_level(logging.INFO):
+            for _ in range(12):
+                for client in healthy:
+                    client.produce(2)
+                figures = await col.run_round()
+                assert figures.failed == {}
+                for client in healthy:  # the healthy are collected in every round
+                    assert stored_seqs(store, client) == client.produced
+                cursor = store.db["cursors"].find_one({"_id": hostile.sha}) or {}
+                if cursor.get("seq") == 120:
+                    break
+        await col.close()
+        await fleet.close()
+
+    asyncio.run(scenario())
+    assert stored_seqs(store, hostile) == good
+    evidence = {
+        d["seq"]: d["reason"] for d in store.db["rejected_reports"].find({"host": hostile.sha})
+    }
+    assert sorted(evidence) == bad
+    assert all(reason for reason in evidence.values())
+    _no_traceback(caplog)
