@@ -61,7 +61,6 @@ def run(
     )
     redact_logs()
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         cfg = load_hub_config(config)
     except ConfigError as exc:

@@ -83,7 +83,7 @@ def test_hubs_get_the_pinned_versions(plain):
             continue
         assert pinned.get(key) == version, f"{name}=={version} installed, constraints say {key}"
         checked += 1
-    assert checked >= 5  # pymongo, asyncssh, typer, rich, apscheduler and theirs
+    assert checked >= 5  # pymongo, asyncssh, typer, rich, starlette and theirs
 
 
 def test_wheel_carries_license_and_metadata(plain):
