@@ -48,8 +48,10 @@ KEEPALIVE_COUNT_MAX = 3
 def _usable_kex(names: tuple[str, ...]) -> tuple[str, ...]:
     usable = []
     for name in names:
-        try:  # asyncssh validates names when options are built, and knows what it can run
-            asyncssh.SSHClientConnectionOptions(kex_algs=[name], config=None, known_hosts=None)
+        # asyncssh validates names when options are built, and knows what it can run; the
+        # options are never used to connect (known_hosts=(): they would trust no host key).
+        try:
+            asyncssh.SSHClientConnectionOptions(kex_algs=[name], config=None, known_hosts=())
         except ValueError:
             continue
         usable.append(name)
