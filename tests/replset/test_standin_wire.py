@@ -25,7 +25,13 @@ def test_discovery_follows_primary_and_hello_fields(replset, set_client):
     set_client.admin.command("ping")
     primary = "{}:{}".format(*set_client.primary)
     assert primary in replset.hosts
-    assert {"{}:{}".format(*s) for s in set_client.secondaries} == set(replset.hosts) - {primary}
+    # Each member has its own monitor: the secondaries may be discovered after the primary.
+    secondaries = set(replset.hosts) - {primary}
+    wait_until(
+        lambda: {"{}:{}".format(*s) for s in set_client.secondaries} == secondaries,
+        10,
+        what="pymongo discovering both secondaries",
+    )
     with pymongo.MongoClient(f"mongodb://{primary}/?directConnection=true") as direct:
         hello = direct.admin.command("hello")
     assert hello["setName"] == "CFEngineNova"
