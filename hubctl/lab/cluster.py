@@ -353,16 +353,18 @@ class LabCluster:
     async def agent_runs(self, concurrency: int = 8) -> list[int]:
         """One `client-agent run` on every client; returns their exit codes."""
         limit = asyncio.Semaphore(concurrency)
-        if self.forker is None:
-            self.forker = AgentForker()
-        forker = self.forker
 
         async def one(c: LabClient) -> int:
-            # Forked from the zygote that already imported the agent: a fresh interpreter per
-            # run costs ~0.4 s of CPU, which keeps a 100-client lab from running every interval.
             async with limit:
-                proc = forker.start(["run", "--config", str(c.config)], c.workdir / "run.log")
-                return await asyncio.to_thread(proc.wait)
+                proc = await asyncio.create_subprocess_exec(
+                    *CLIENT_AGENT,
+                    "run",
+                    "--config",
+                    str(c.config),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                return await proc.wait()
 
         return list(await asyncio.gather(*(one(c) for c in self.fleet)))
 

@@ -111,6 +111,8 @@ def test_hosts_search_and_host_detail(page, portal_fleet, shots):
     hub = portal_fleet.lab.hubs[0]
     _log_in(page, hub, "viewer", portal_fleet.lab.portal_password)
     page.click("nav >> text=Hosts")
+    page.wait_for_url("**/hosts")  # the click only starts the navigation
+    page.locator("#hosts tbody tr").nth(2).wait_for(timeout=15_000)
     assert page.locator("#hosts tbody tr").count() == 3
     page.fill("#search input[name=q]", "client001")
     page.click("#search button")
