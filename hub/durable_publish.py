@@ -27,8 +27,8 @@ from hub.masterfiles import (
     serve_release,
 )
 from hub.release_generations import Generation
-from hub.replset import Topology
 from hub.store import HubStore
+from hub.topology import Topology
 
 WAIT_MAJORITY = "majority"
 WAIT_ALL = "all"

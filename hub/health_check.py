@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.hub_roles import UNREACHABLE, HubRole, classify_hubs, master_of
-from hub.replset import Topology
 from hub.supervisor import published_problems
+from hub.topology import Topology
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}

@@ -16,8 +16,8 @@ from pymongo.errors import PyMongoError
 from pymongo.read_preferences import PrimaryPreferred
 
 from hub.config import HubEntry
-from hub.replset import Topology, hub_tags
 from hub.store import HubStore
+from hub.topology import Topology, hub_tags
 
 log = logging.getLogger("hubcluster.hubd")
 

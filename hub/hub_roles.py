@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.replset import Topology
+from hub.topology import Topology
 from hubcluster.durations import format_duration
 
 MASTER, STANDBY, UNREACHABLE = "master", "standby", "unreachable"

@@ -21,9 +21,10 @@ from hub import release_generations as generations
 from hub.events import now_utc
 from hub.hub_roles import DEFAULT_STATE_INTERVAL, SILENT_INTERVALS
 from hub.mongo import DB_NAME, SURVIVES_FAILOVER
-from hub.replset import MemberView, ReplicaSet, ReplsetError, explain_failure
+from hub.replset import ReplicaSet
 from hub.replset_config import primary_of, read_config, send_config
 from hub.store import HUB_STATE, HubStore
+from hub.topology import MemberView, ReplsetError, explain_failure
 
 # Pending priority raises: {_id: host, hub, priority, requested, waiting}.
 PROMOTIONS = "member_promotions"

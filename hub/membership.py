@@ -22,16 +22,10 @@ from pymongo.errors import PyMongoError
 
 from hub.member_promotion import Promotion, Promotions
 from hub.mongo import DB_NAME, SURVIVES_FAILOVER
-from hub.replset import (
-    HUB_TAG,
-    MemberView,
-    ReplicaSet,
-    ReplsetError,
-    Topology,
-    hub_tags,
-)
+from hub.replset import ReplicaSet
 from hub.replset_config import primary_of, read_config, send_config
 from hub.store import HUB_STATE
+from hub.topology import HUB_TAG, MemberView, ReplsetError, Topology, hub_tags
 
 # mongod's limits: voting members per set, members per set.
 MAX_VOTING = 7

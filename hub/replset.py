@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
 import pymongo
@@ -35,108 +34,22 @@ from hub.mongo import (
     parse,
     seed_hosts,
 )
+from hub.switchover import SwitchoverPlan, switchover_plan
+from hub.topology import (
+    HUB_TAG,
+    STATE_NAMES,
+    MemberView,
+    ReplsetError,
+    ReplsetUnreachable,
+    Topology,
+    explain_failure,
+    hub_tags,
+)
 
 log = logging.getLogger(__name__)
 
 FREEZES = "freezes"
-# The member tag that names the hub running on a member, e.g. {"hub": "hub1"}.
-HUB_TAG = "hub"
 MAINTENANCE = "maintenance"
-DEFAULT_MAX_LAG = 10.0
-# mongod's member states; its stateStr for 8 is "(not reachable/healthy)", too long for a table.
-STATE_NAMES = {
-    0: "STARTUP",
-    1: "PRIMARY",
-    2: "SECONDARY",
-    3: "RECOVERING",
-    5: "STARTUP2",
-    6: "UNKNOWN",
-    7: "ARBITER",
-    8: "DOWN",
-    9: "ROLLBACK",
-    10: "REMOVED",
-}
-
-
-class ReplsetError(RuntimeError):
-    """An operation on the set failed; the message is one line an operator can act on."""
-
-
-class ReplsetUnreachable(ReplsetError):
-    """The set cannot be spoken to at all (nobody answers, or it is not the set named)."""
-
-
-@dataclass
-class MemberView:
-    name: str
-    state: str
-    health: bool
-    priority: float
-    lag_seconds: float | None
-    frozen_until: dt.datetime | None = None
-    hub: str | None = None  # the hub running on this member, from its `hub` tag
-    hidden: bool = False
-
-    @property
-    def label(self) -> str:
-        """Hub name and address together, as every command shows a member."""
-        return f"{self.hub} ({self.name})" if self.hub else self.name
-
-
-@dataclass
-class Topology:
-    set_name: str | None
-    primary: str | None
-    members: list[MemberView] = field(default_factory=list)
-    maintenance: dict[str, Any] | None = None
-    initiated: bool = True
-
-    def member(self, name: str) -> MemberView:
-        """The member named by its address (host:port) or by its hub name."""
-        for m in self.members:
-            if name in (m.name, m.hub):
-                return m
-        known = ", ".join(m.label for m in self.members) or "none"
-        raise ReplsetError(f"{name} is not a member of the set (members: {known})")
-
-    def primary_view(self) -> MemberView | None:
-        return next((m for m in self.members if m.name == self.primary), None)
-
-    def health_code(self, max_lag: float = DEFAULT_MAX_LAG) -> int:
-        """0 healthy, 1 degraded (a member down or lagging), 2 no primary."""
-        if self.primary is None:
-            return 2
-        for m in self.members:
-            if not m.health or (m.lag_seconds is not None and m.lag_seconds > max_lag):
-                return 1
-        return 0
-
-    def to_json(self) -> dict[str, Any]:
-        def iso(value: dt.datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
-        members = []
-        for m in self.members:
-            row = asdict(m)
-            row["frozen_until"] = iso(m.frozen_until)
-            members.append(row)
-        doc: dict[str, Any] = {"set": self.set_name, "primary": self.primary, "members": members}
-        if self.maintenance:
-            doc["maintenance"] = {
-                "member": self.maintenance["member"],
-                "until": iso(self.maintenance["until"]),
-            }
-        return doc
-
-
-def hub_tags(config: dict[str, Any]) -> dict[str, str]:
-    """host:port -> hub name, from the members' tags in a replica-set config."""
-    names = {}
-    for c in config.get("members", []):
-        name = (c.get("tags") or {}).get(HUB_TAG)
-        if name:
-            names[c["host"]] = name
-    return names
 
 
 class _SetNameWatch(ServerHeartbeatListener):
@@ -166,76 +79,6 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value
-
-
-def explain_failure(exc: PyMongoError, what: str) -> ReplsetError:
-    if isinstance(exc, ServerSelectionTimeoutError):
-        return ReplsetUnreachable(f"{what}: no member reachable ({str(exc).split(',')[0]})")
-    if isinstance(exc, OperationFailure):
-        return ReplsetError(f"{what}: {exc.details.get('errmsg', exc) if exc.details else exc}")
-    return ReplsetError(f"{what}: {exc}")
-
-
-@dataclass
-class SwitchoverPlan:
-    """A checked switchover: from the primary to a secondary fit to take over."""
-
-    old: MemberView
-    new: MemberView
-    others: list[MemberView]  # secondaries frozen meanwhile, so that only `new` can win
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return self.old.name == self.new.name
-
-    def describe(self) -> list[str]:
-        lag = self.new.lag_seconds or 0.0
-        lines = [
-            f"switchover from {self.old.label} to {self.new.label}",
-            f"{self.new.label} lags {lag:.1f}s behind the primary",
-        ]
-        if self.others:
-            frozen = ", ".join(m.label for m in self.others)
-            lines.append(f"frozen meanwhile, so only {self.new.label} can win: {frozen}")
-        return lines
-
-
-def switchover_plan(topo: Topology, target: str, catch_up: float) -> SwitchoverPlan:
-    """What a switchover to `target` would do, or the reason it must not be tried.
-
-    Every check runs before anything is asked of the set, so a refused switchover leaves
-    the primary where it is.
-    """
-    new = topo.member(target)
-    old = topo.primary_view()
-    if old is None:
-        raise ReplsetError("there is no primary to step down")
-    if new.name == old.name:
-        return SwitchoverPlan(old, new, [])
-    if not new.health:
-        reason = "it is down"
-    elif new.state != "SECONDARY":
-        reason = f"it is {new.state}, not SECONDARY"
-    elif new.hidden:
-        reason = "it is hidden, and a hidden member can never become primary"
-    elif new.priority <= 0:
-        reason = "it has priority 0 and can never become primary"
-    elif new.frozen_until is not None:
-        reason = (
-            f"it is frozen until {new.frozen_until:%Y-%m-%d %H:%M:%S}Z "
-            f"(hubctl unfreeze {new.hub or new.name} first)"
-        )
-    elif new.lag_seconds is None or new.lag_seconds > catch_up:
-        lag = "an unknown time" if new.lag_seconds is None else f"{new.lag_seconds:.1f}s"
-        reason = f"it lags {lag} behind the primary, more than --catch-up {catch_up:g}s"
-    else:
-        others = [
-            m
-            for m in topo.members
-            if m.name not in (new.name, old.name) and m.health and m.state == "SECONDARY"
-        ]
-        return SwitchoverPlan(old, new, others)
-    raise ReplsetError(f"refusing to switch over to {new.label}: {reason}; nothing was changed")
 
 
 class ReplicaSet:

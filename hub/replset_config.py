@@ -10,7 +10,8 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from hub.replset import ReplicaSet, ReplsetError, Topology, explain_failure
+from hub.replset import ReplicaSet
+from hub.topology import ReplsetError, Topology, explain_failure
 
 
 def primary_of(topo: Topology) -> str:

@@ -15,8 +15,9 @@ from typer.core import TyperCommand
 from hub.config import load_hub_config
 from hub.health_check import UNKNOWN, Snapshot, Thresholds, judge
 from hub.mongo import MongoUriError, connect
-from hub.replset import ReplicaSet, ReplsetError
+from hub.replset import ReplicaSet
 from hub.store import GAPS, HOSTS, LAST_SEEN, HubStore, lost_by_host
+from hub.topology import ReplsetError
 from hubcluster.config_check import ConfigError
 from hubcluster.usage_errors import usage_line
 from hubctl.cluster_option import (

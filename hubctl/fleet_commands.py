@@ -26,8 +26,9 @@ from hub.key_records import (
 )
 from hub.masterfiles import MasterfilesError
 from hub.mongo import connect, use_access
-from hub.replset import ReplicaSet, ReplsetError, ReplsetUnreachable, Topology
+from hub.replset import ReplicaSet
 from hub.store import HubStore
+from hub.topology import ReplsetError, ReplsetUnreachable, Topology
 from hubcluster.config_check import ConfigError
 from hubcluster.keys import fingerprint_from_sha
 from hubctl.cluster_option import DEFAULT_CONFIG, ConfigOpt, MongoOpt, TimeoutOpt, resolve_uri

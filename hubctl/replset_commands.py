@@ -12,14 +12,9 @@ import typer
 from hub.db_users import DbUsersError, read_user_passwords
 from hub.hub_roles import UNREACHABLE, classify_hubs
 from hub.mongo_access import AccessError
-from hub.replset import (
-    DEFAULT_MAX_LAG,
-    ReplicaSet,
-    ReplsetError,
-    ReplsetUnreachable,
-    Topology,
-)
+from hub.replset import ReplicaSet
 from hub.supervisor import published_problems
+from hub.topology import DEFAULT_MAX_LAG, ReplsetError, ReplsetUnreachable, Topology
 from hubcluster.config_check import split_address
 from hubcluster.durations import format_duration
 from hubcluster.exit_codes import EXIT_OK

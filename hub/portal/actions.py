@@ -18,8 +18,9 @@ from hub.key_records import KeyLookupError, revoke_key
 from hub.portal import auth
 from hub.portal.fleet_pages import read
 from hub.portal.forms import read_form
-from hub.replset import ReplicaSet, ReplsetError
+from hub.replset import ReplicaSet
 from hub.store import HubStore
+from hub.topology import ReplsetError
 
 if TYPE_CHECKING:
     from hub.portal.pages import Pages

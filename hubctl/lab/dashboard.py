@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pymongo.errors import PyMongoError
 
 from hub.mongo import connect
-from hub.replset import ReplicaSet, ReplsetError, Topology
+from hub.replset import ReplicaSet
 from hub.store import REPORTS, HubStore
+from hub.topology import ReplsetError, Topology
 from hubctl.lab.cluster import LabCluster
 from hubctl.lab.dashboard_layout import Dashboard
 from hubctl.replset_commands import hub_side

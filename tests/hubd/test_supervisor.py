@@ -8,8 +8,8 @@ import logging
 import time
 
 from hub.health_check import CRITICAL, Snapshot, Thresholds, judge
-from hub.replset import Topology
 from hub.supervisor import Supervisor, published_problems
+from hub.topology import Topology
 
 
 async def supervise(sup: Supervisor, seconds: float) -> None:

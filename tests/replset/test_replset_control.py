@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from hub.replset import ReplicaSet, ReplsetError
+from hub.replset import ReplicaSet
+from hub.topology import ReplsetError
 from tests.conftest import wait_until
 
 

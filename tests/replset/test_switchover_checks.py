@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from hub.events import list_events
 from hub.mongo import connect, connect_member
-from hub.replset import ReplicaSet, ReplsetError, switchover_plan
+from hub.replset import ReplicaSet
+from hub.switchover import switchover_plan
+from hub.topology import ReplsetError
 from hubctl.app import app
 from tests.conftest import wait_until
 
