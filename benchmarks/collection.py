@@ -1,11 +1,19 @@
 """Collection throughput on loopback: the collector against N client report services.
 
 Run: .venv/bin/python -m benchmarks.collection [--clients 200] [--reports 3] [--concurrency 50]
-     [--baselines]   (also OpenSSH + xargs -P and Ansible raw; 1,000 clients: --clients 1000)
+     [--workers 1,2] [--fleet-processes 2] [--baselines]
+     (--baselines: also OpenSSH + xargs -P and Ansible raw; 1,000 clients: --clients 1000)
 
-The stand-in replica set runs in its own process (`hubctl lab mongo`), the N client report
-services in another (`benchmarks/fleet_server.py`), the collector here, so the CPU seconds
-reported are the collector's own. Round 1 opens every SSH connection; round 2 reuses them.
+The stand-in replica set (access control and TLS on, as in production) runs in its own
+process (`hubctl lab mongo`), the N client report services in --fleet-processes processes
+(`benchmarks/fleet_server.py`), and the collector as hubd runs it: hub.collector_pool with
+W worker processes, for each W of --workers, all in one run; "in-process" is the collector
+in one process as before issue 15 (the baseline). Each collector does two rounds over new
+reports: round 1 opens every SSH connection, round 2 reuses them.
+
+Per round it prints the collector's CPU per client (hubd's process and its workers), the
+clients/s one core would sustain at that cost (1 / CPU per client), and what bounded the
+round: the CPU each part used (in cores: CPU seconds / wall seconds) against what it has.
 """
 
 from __future__ import annotations
@@ -13,74 +21,193 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 from benchmarks.collection_baselines import ansible_round, openssh_round, prepare
+from benchmarks.ssh_before import ssh_before
 from hub.collector import Collector
+from hub.collector_pool import CollectorPool
+from hub.collector_worker import WorkerSpec
 from hub.config import CollectorSettings
 from hub.keystore import KeyStore
-from hub.mongo import connect
-from hub.replset import ReplicaSet
+from hub.mongo import connect, connect_member, use_access
+from hub.mongo_access import ENV_PASSWORD_FILE, ENV_TLS_CA_FILE, MongoAccess, read_password_file
 from hub.store import HubStore
 from hubcluster.keys import ensure_key_pair, import_public_key
 
 HERE = Path(__file__).resolve().parent
+CLOCK = os.sysconf("SC_CLK_TCK")
+BUSY = 0.85  # a part using this share of what it has is what bounded the round
 
 
-def start_standin() -> tuple[subprocess.Popen, str]:
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used, from /proc."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK
+
+
+def machine_cpu() -> float:
+    """CPU seconds every core of the machine has been busy, from /proc/stat."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK  # all but idle and iowait
+
+
+def start_standin() -> tuple[subprocess.Popen, str, MongoAccess]:
+    """The stand-in set, initiated with its users; returns hubd's access to it."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from hubctl.app import main; main()",
-            "lab",
-            "mongo",
-        ],
+        [sys.executable, "-c", "from hubctl.app import main; main()", "lab", "mongo", "--initiate"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert proc.stdout is not None
     uri = proc.stdout.readline().strip()
     proc.stdout.readline()  # the control URL; this benchmark kills nothing
-    rs = ReplicaSet(uri)
-    rs.initiate(rs.seeds, "CFEngineNova")
-    rs.close()
-    return proc, uri
+    env: dict[str, str] = {}
+    for line in Path(proc.stdout.readline().strip()).read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = value.strip("'")
+    # The operator's password file sits beside hubd's: the benchmark collects as hubd.
+    password = read_password_file(Path(env[ENV_PASSWORD_FILE]).with_name("hubd"))
+    ca = env.get(ENV_TLS_CA_FILE)
+    return proc, uri, MongoAccess("hubd", password, tls_ca_file=Path(ca) if ca else None)
 
 
-def start_fleet(count: int, root: Path, reports: int) -> tuple[subprocess.Popen, list]:
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "fleet_server.py"), str(count), str(root), str(reports)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    return proc, json.loads(proc.stdout.readline())
+def start_fleet(count: int, root: Path, reports: int, processes: int) -> tuple[list, list]:
+    procs, clients = [], []
+    share = -(-count // processes)
+    for first in range(0, count, share):
+        n = min(share, count - first)
+        args = [str(HERE / "fleet_server.py"), str(n), str(root), str(reports), str(first)]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        )
+    for proc in procs:
+        clients.extend(json.loads(proc.stdout.readline()))
+    return procs, clients
 
 
-def produce(fleet: subprocess.Popen) -> None:
-    fleet.stdin.write("produce\n")
-    fleet.stdin.flush()
-    assert fleet.stdout.readline().strip() == "ok"
+def produce(fleet: list[subprocess.Popen]) -> None:
+    for proc in fleet:
+        proc.stdin.write("produce\n")
+        proc.stdin.flush()
+    for proc in fleet:
+        assert proc.stdout.readline().strip() == "ok"
 
 
-async def timed_round(collector: Collector) -> dict:
-    cpu0, t0, writes0 = time.process_time(), time.perf_counter(), collector.writer.writes
-    figures = await collector.run_round()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {
-        "writes": collector.writer.writes - writes0,
-        "pulled": figures.pulled,
-        "failed": len(figures.failed),
-        "stored": figures.stored,
-        "seconds": wall,
-        "clients_per_s": figures.pulled / wall,
-        "cpu_per_client": cpu / max(figures.pulled, 1),
-    }
+@dataclass
+class Round:
+    pulled: int
+    failed: int
+    stored: int
+    writes: int
+    seconds: float
+    collector_cpu: float
+    fleet_cpu: float
+    db_cpu: float
+    hubd_cpu: float  # the part of collector_cpu in hubd's own process (all of it in-process)
+    machine_cpu: float  # every process's, ours and others' (other work on a shared machine)
+    collector_cores: float  # what the collector may use: its workers (or hubd's one core)
+    fleet_cores: float
+
+    @property
+    def clients_per_s(self) -> float:
+        return self.pulled / self.seconds
+
+    @property
+    def cpu_per_client(self) -> float:
+        return self.collector_cpu / max(self.pulled, 1)
+
+    def bound(self) -> str:
+        machine = cores()
+        use = {
+            "collector CPU": self.collector_cpu / self.seconds,
+            "fleet CPU": self.fleet_cpu / self.seconds,
+            "database CPU": self.db_cpu / self.seconds,
+        }
+        others = max(self.machine_cpu - sum(use.values()) * self.seconds, 0.0) / self.seconds
+        has = {
+            "collector CPU": min(self.collector_cores, machine),
+            "fleet CPU": min(self.fleet_cores, machine),
+            "database CPU": 1.0,  # the stand-in serves from one Python process
+        }
+        shares = ", ".join(f"{k.split()[0]} {v:.2f}" for k, v in use.items())
+        shares += f", other processes {others:.2f}"
+        if sum(use.values()) + others >= BUSY * machine:
+            use["other processes' CPU"] = others
+            top = max(use, key=lambda k: use[k])
+            return f"all {machine} cores busy, most by {top} (cores: {shares})"
+        full = [k for k in use if use[k] >= BUSY * has[k]]
+        if full:
+            return f"{' and '.join(full)} (cores: {shares})"
+        return f"no CPU: round trips and waits (cores: {shares})"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, fleet: list, standin: subprocess.Popen) -> None:
+        self.args = args
+        self.fleet = fleet
+        self.fleet_pids = [p.pid for p in fleet]
+        self.db_pids = [standin.pid]
+
+    async def timed_round(self, collector: Collector) -> Round:
+        produce(self.fleet)
+        pool = collector if isinstance(collector, CollectorPool) else None
+        writes0 = pool.writes if pool else collector.writer.writes
+        fleet0, db0, all0 = cpu_of(self.fleet_pids), cpu_of(self.db_pids), machine_cpu()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        figures = await collector.run_round()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        hubd_cpu = cpu
+        fleet_cpu, db_cpu = cpu_of(self.fleet_pids) - fleet0, cpu_of(self.db_pids) - db0
+        everything = machine_cpu() - all0
+        if pool is not None:
+            cpu += sum(r.cpu_seconds for r in pool.last_results)
+            writes, workers = pool.writes - writes0, len(pool.workers)
+        else:
+            writes, workers = collector.writer.writes - writes0, 1
+        return Round(
+            figures.pulled,
+            len(figures.failed),
+            figures.stored,
+            writes,
+            wall,
+            cpu,
+            fleet_cpu,
+            db_cpu,
+            hubd_cpu,
+            everything,
+            float(workers),
+            float(len(self.fleet)),
+        )
+
+
+Results = dict[str, list[tuple[Round, Round]]]  # per collector, one pair of rounds a repeat
+
+
+async def measure(bench: Bench, make: Collector, label: str, results: Results) -> None:
+    if isinstance(make, CollectorPool):
+        await make.start()  # spawning is not collecting: not timed
+    first = await bench.timed_round(make)
+    second = await bench.timed_round(make)
+    await make.close()
+    results.setdefault(label, []).append((first, second))
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -88,24 +215,52 @@ async def run(args: argparse.Namespace) -> None:
     keystore = KeyStore(tmp / "hub" / "ppkeys")
     hub_key, _ = ensure_key_pair(keystore.hub_private_key_path)
     (tmp / "hub.pub").write_bytes(hub_key.export_public_key())
-    standin, uri = start_standin()
-    fleet, clients = start_fleet(args.clients, tmp, args.reports)
+    standin, uri, access = start_standin()
+    use_access(access)
+    fleet, clients = start_fleet(args.clients, tmp, args.reports, args.fleet_processes)
+    bench = Bench(args, fleet, standin)
+    results: Results = {}
+    baselines = {}
     try:
-        client = connect(uri, timeout=10)
+        client = connect(uri, timeout=30)
         store = HubStore(client)
         store.ensure_indexes()
         for i, (sha, port) in enumerate(clients):
             pub = (tmp / "clients" / f"c{i:05d}" / "ppkeys" / "localhost.pub").read_bytes()
             keystore.add(import_public_key(pub))
             store.record_host(sha, f"c{i:05d}", "127.0.0.1", port, hub="bench")
+        primary = "{}:{}".format(*client.primary)
         settings = CollectorSettings(concurrency=args.concurrency, ifelapsed=0)
-        collector = Collector(store, settings, "bench", hub_key, keystore.get, lambda: True)
-        first = await timed_round(collector)
-        produce(fleet)
-        second = await timed_round(collector)
-        await collector.close()
+        own = HubStore(connect_member(uri, primary, timeout=10, retryWrites=False))
+        # Repeats alternate the collectors, so that a burst of other work on a shared
+        # machine falls on all of them alike; ratios are taken within a repeat.
+        for _ in range(args.repeat):
+            if args.ssh_before:
+                with ssh_before():
+                    old = Collector(own, settings, "bench", hub_key, keystore.get, lambda: True)
+                    await measure(bench, old, SSH_BEFORE, results)
+            if not args.no_in_process:
+                inline = Collector(own, settings, "bench", hub_key, keystore.get, lambda: True)
+                await measure(bench, inline, IN_PROCESS, results)
+            for workers in args.workers:
+                chosen = CollectorSettings(
+                    concurrency=args.concurrency, ifelapsed=0, workers=workers
+                )
+                spec = WorkerSpec(
+                    "bench",
+                    uri,
+                    primary,
+                    chosen,
+                    keystore.hub_private_key_path,
+                    keystore.directory,
+                    access=access,
+                )
+                pool = CollectorPool(
+                    own, chosen, "bench", hub_key, keystore.get, lambda: True, spec
+                )
+                await measure(bench, pool, _label(workers), results)
+        own.client.close()
         client.close()
-        baselines = {}
         if args.baselines:
             files = prepare(tmp, clients, keystore.hub_private_key_path)
             for name, fn in (("OpenSSH + xargs -P", openssh_round), ("Ansible raw", ansible_round)):
@@ -115,30 +270,85 @@ async def run(args: argparse.Namespace) -> None:
                 two = fn(tmp, files, args.clients, args.concurrency)
                 baselines[name] = (one, two)
     finally:
-        fleet.stdin.close()
-        fleet.wait(timeout=30)
+        for proc in fleet:
+            proc.stdin.close()
+        for proc in fleet:
+            proc.wait(timeout=30)
         standin.terminate()
         standin.wait(timeout=30)
+    report(args, results, baselines)
+
+
+IN_PROCESS = "in-process (before)"
+SSH_BEFORE = "in-process, SSH as before issue 15 (benchmarks/ssh_before.py)"
+ROUNDS = ("round 1 (new connections)", "round 2 (reused)")
+
+
+def _label(workers: int) -> str:
+    return f"{workers} worker{'s' if workers > 1 else ''}"
+
+
+def report(args: argparse.Namespace, results: Results, baselines: dict) -> None:
     print(
         f"collection of {args.clients} clients x {args.reports} reports, concurrency "
-        f"{args.concurrency}, stand-in replica set (majority writes)"
+        f"{args.concurrency}, fleet in {args.fleet_processes} processes, stand-in set "
+        f"(majority writes, auth+TLS), {cores()} cores, {args.repeat} repeat(s)"
     )
-    for name, r in (("round 1 (new connections)", first), ("round 2 (reused connections)", second)):
+    for label, repeats in results.items():
+        print(f"  {label}:")
+        for i, name in enumerate(ROUNDS):
+            for r in (pair[i] for pair in repeats):
+                per_core = 1 / r.cpu_per_client if r.cpu_per_client else float("inf")
+                print(
+                    f"    {name:26s} {r.clients_per_s:7.1f} clients/s {r.seconds:6.2f} s "
+                    f"{r.cpu_per_client * 1000:5.2f} ms CPU/client = {per_core:5.0f} "
+                    "clients/s/core"
+                )
+                print(
+                    f"      pulled {r.pulled} failed {r.failed} stored {r.stored} in "
+                    f"{r.writes} group writes; hubd's own process {r.hubd_cpu:.2f} s CPU of "
+                    f"{r.collector_cpu:.2f}; bounded by {r.bound()}"
+                )
+    for workers in args.workers:
+        repeats = results[_label(workers)]
+        # What the collector's own CPU allows, each worker a core: where it goes with the
+        # fleet and the database on other machines (as in production).
+        cap = [workers / median(p[i].cpu_per_client for p in repeats) for i in (0, 1)]
         print(
-            f"  {name:30s} {r['clients_per_s']:7.1f} clients/s  {r['seconds']:6.2f} s  "
-            f"{r['cpu_per_client'] * 1000:6.2f} ms CPU/client  pulled {r['pulled']} "
-            f"failed {r['failed']} stored {r['stored']} in {r['writes']} group writes"
+            f"  {_label(workers)}: collector CPU alone allows {cap[0]:,.0f} / {cap[1]:,.0f} "
+            f"clients/s (round 1 / 2; median CPU per client); 15 workers (16 cores): "
+            f"{cap[0] * 15 / workers:,.0f} / {cap[1] * 15 / workers:,.0f}"
         )
-    ratio = second["clients_per_s"] / first["clients_per_s"]
-    print(f"  round 2 / round 1 throughput: {ratio:.2f}x")
+    if SSH_BEFORE in results and IN_PROCESS in results:
+        for i, name in enumerate(("round 1", "round 2")):
+            now = median(p[i].cpu_per_client for p in results[IN_PROCESS])
+            was = median(p[i].cpu_per_client for p in results[SSH_BEFORE])
+            print(
+                f"  in-process, {name}: {was * 1000:.2f} ms CPU/client with SSH as before, "
+                f"{now * 1000:.2f} now: {was / now:.2f}x less"
+            )
+    base = results.get(_label(1))
+    for workers in args.workers:
+        if base is None or workers == 1:
+            continue
+        mine = results[_label(workers)]
+        for i, name in enumerate(("round 1", "round 2")):
+            pairs = zip(mine, base, strict=True)
+            ratios = [m[i].clients_per_s / b[i].clients_per_s for m, b in pairs]
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"  {_label(workers)} / 1 worker, {name}: {median(ratios):.2f}x throughput "
+                f"(median of {listed})"
+            )
     for name, (one, two) in baselines.items():
-        for label, r, ours in (("round 1", one, first), ("round 2", two, second)):
+        ours = (results.get(_label(1)) or next(iter(results.values())))[0]
+        for label, r, mine_r in (("round 1", one, ours[0]), ("round 2", two, ours[1])):
             print(
                 f"  {name:19s} {label}: {r['clients_per_s']:7.1f} clients/s  "
                 f"{r['cpu_per_client'] * 1000:6.2f} ms CPU/client  pulled {r['pulled']}; "
-                f"hubcluster is {ours['clients_per_s'] / max(r['clients_per_s'], 1e-9):.2f}x "
-                f"the throughput at {r['cpu_per_client'] / max(ours['cpu_per_client'], 1e-9):.2f}x "
-                "less CPU per client"
+                f"hubcluster is {mine_r.clients_per_s / max(r['clients_per_s'], 1e-9):.2f}x "
+                f"the throughput at "
+                f"{r['cpu_per_client'] / max(mine_r.cpu_per_client, 1e-9):.2f}x less CPU per client"
             )
 
 
@@ -147,6 +357,24 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--reports", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="collector worker counts to measure, in one run (default 1,2)",
+    )
+    parser.add_argument("--fleet-processes", type=int, default=2)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure every collector this many times"
+    )
+    parser.add_argument(
+        "--no-in-process", action="store_true", help="skip the one-process collector baseline"
+    )
+    parser.add_argument(
+        "--ssh-before",
+        action="store_true",
+        help="also the in-process collector with SSH as before issue 15 (chacha20, keepalive)",
+    )
     parser.add_argument(
         "--baselines",
         action="store_true",

@@ -1,10 +1,11 @@
 """Serve N client report services (the product's) from one process, for the benchmarks.
 
-Usage: python benchmarks/fleet_server.py N DIR REPORTS
-Reads the hub key from DIR/hub.pub, makes N clients under DIR/clients (reusing existing
-ones), gives each REPORTS reports, prints one JSON line [[sha, port], ...] when serving,
-then on each stdin line "produce" adds REPORTS more reports per client and answers "ok";
-stops at EOF.
+Usage: python benchmarks/fleet_server.py N DIR REPORTS [FIRST]
+Reads the hub key from DIR/hub.pub, makes N clients under DIR/clients numbered from FIRST
+(default 0; reusing existing ones), gives each REPORTS reports, prints one JSON line
+[[sha, port], ...] when serving, then on each stdin line "produce" adds REPORTS more
+reports per client and answers "ok"; stops at EOF. A large fleet runs as several of these
+processes (benchmarks/collection.py --fleet-processes), so that it is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ def produce(spools: list[Spool], n: int) -> None:
 
 async def main() -> None:
     count, root, reports = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    first = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     hub_key = asyncssh.read_public_key(str(root / "hub.pub"))
     spools, out = [], []
     acceptors = []
-    for i in range(count):
+    for i in range(first, first + count):
         state = ClientState(root / "clients" / f"c{i:05d}")
         key, _ = state.ensure_key_pair()
         state.pin_hub_key(hub_key)

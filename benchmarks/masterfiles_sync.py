@@ -11,13 +11,16 @@ in a temp dir. Then, as medians over the rounds:
                     vs `rsync -a --delete` of the same tree (and `rsync -ac`, which reads
                     every file on both sides as our hash checks do);
   1 file changed  - the master published a release changing one file; our sync fetches the
-                    manifest and that file, links the rest, switches atomically; rsync pulls
-                    the operator's source tree in which one file changed.
+                    manifest as a delta against the release it holds and that file in one
+                    stream, links the rest, switches atomically; rsync pulls the operator's
+                    source tree in which one file changed.
+  agent, 1 file   - a client agent's policy update (client_agent.policy_update) from release
+                    to release of a --agent-files tree differing in one file.
 
-Bytes: ours as counted by the sync (SFTP reads + command output), rsync's from `--stats`
-(bytes sent + received); and, for both, everything that crossed the TCP connection
+Bytes: ours as counted by the sync (transfer commands' reads + command output), rsync's from
+`--stats` (bytes sent + received); and, for both, everything that crossed the TCP connection
 (SSH handshake and encryption included), counted by a relay process both go through.
-The first full copy of each is shown for scale.
+The first full copy is one run of each (and of `rsync -az`: our stream is compressed).
 """
 
 from __future__ import annotations
@@ -36,15 +39,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from client_agent.policy_update import update_policy
+from client_agent.state import ClientState
 from hub.config import HubConfig, HubEntry
 from hub.keystore import KeyStore
 from hub.masterfiles import publish_release, release_dir
 from hub.peer_sync import SyncResult, sync_with_peers
 from hub.ssh_service import start_hub_service
+from hubcluster.hub_session import open_hub
 from hubcluster.keys import ensure_key_pair
 from hubcluster.messages import MasterInfo
 
 HERE = Path(__file__).resolve().parent
+# (case, time ratio, wire-bytes ratio) at most, against rsync -a.
+GOALS = [
+    ("first full copy", 1.5, 1.1),
+    ("1 file changed", 1.0, 1.5),
+    ("nothing changed", 0.2, None),
+]
 PROMISES = '[[promise]]\nname = "true"\ncheck = "true"\n'
 
 
@@ -197,10 +209,9 @@ class Sshd:
         """`ssh host true`: what the connection alone costs rsync."""
         subprocess.run([*self.ssh(port).split(), "127.0.0.1", "true"], check=True)
 
-    def rsync(self, port: int, source: Path, target: Path, checksum: bool = False) -> int:
+    def rsync(self, port: int, source: Path, target: Path, flags: str = "-a") -> int:
         """Pull `source/` into `target/` through `port`; returns rsync's bytes sent + received."""
         ssh = self.ssh(port)
-        flags = "-ac" if checksum else "-a"
         out = subprocess.run(
             [
                 "rsync",
@@ -255,6 +266,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=1024, help="bytes per file")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--agent-files", type=int, default=1000, help="files in the agent case")
     parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -315,10 +327,10 @@ def run(args: argparse.Namespace) -> None:
                 seconds = time.perf_counter() - start
             return seconds, 0, relay.bytes
 
-        def theirs(target: Path, checksum: bool = False) -> tuple[float, int, int]:
+        def theirs(target: Path, flags: str = "-a") -> tuple[float, int, int]:
             with Relay(sshd.port) as relay:
                 start = time.perf_counter()
-                stats = sshd.rsync(relay.port, source, target, checksum)
+                stats = sshd.rsync(relay.port, source, target, flags)
                 seconds = time.perf_counter() - start
             return seconds, stats, relay.bytes
 
@@ -327,18 +339,23 @@ def run(args: argparse.Namespace) -> None:
         assert result.files_fetched == args.files, result.summary()
         rows.append(("first full copy", "peer sync", secs, our_bytes(result), wire))
         rows.append(("first full copy", "rsync -a", *theirs(rsync_target)))
-        theirs(rsync_c_target, checksum=True)
+        rsync_z_target = tmp / "rsync-z-mirror"
+        rsync_z_target.mkdir()
+        rows.append(("first full copy", "rsync -az", *theirs(rsync_z_target, "-az")))
+        theirs(rsync_c_target, "-ac")
 
         samples: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
         for _ in range(args.rounds):
             secs, result, wire = ours()
-            assert result.sftp_opens == 0 and result.masterfiles_commands == 1, result.summary()
+            assert result.transfer_commands == 0 and result.masterfiles_commands == 1, (
+                result.summary()
+            )
             samples.setdefault(("nothing changed", "peer sync"), []).append(
                 (secs, our_bytes(result), wire)
             )
             samples.setdefault(("nothing changed", "rsync -a"), []).append(theirs(rsync_target))
             samples.setdefault(("nothing changed", "rsync -ac"), []).append(
-                theirs(rsync_c_target, checksum=True)
+                theirs(rsync_c_target, "-ac")
             )
             samples.setdefault(("nothing changed", "ssh true"), []).append(connection())
         for n in range(args.rounds):
@@ -351,8 +368,9 @@ def run(args: argparse.Namespace) -> None:
             )
             samples.setdefault(("1 file changed", "rsync -a"), []).append(theirs(rsync_target))
             samples.setdefault(("1 file changed", "rsync -ac"), []).append(
-                theirs(rsync_c_target, checksum=True)
+                theirs(rsync_c_target, "-ac")
             )
+        agent_case(args, tmp, master_dir, hub_key, hub_port, samples)
         for (case, tool), runs in samples.items():
             rows.append(
                 (
@@ -371,6 +389,45 @@ def run(args: argparse.Namespace) -> None:
             hub_proc.terminate()
             hub_proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def agent_case(
+    args: argparse.Namespace,
+    tmp: Path,
+    master_dir: Path,
+    hub_key: object,
+    hub_port: int,
+    samples: dict[tuple[str, str], list[tuple[float, int, int]]],
+) -> None:
+    """A client agent's update between releases of a smaller tree differing in one file.
+
+    The agent's own code (client_agent.policy_update) over a session to the master hub; the
+    session authenticates with the hub key (as a peer), which changes nothing in the transfer.
+    """
+    source = tmp / "agent-source"
+    make_tree(source, args.agent_files, args.size)
+    root = master_dir / "masterfiles"
+    state = ClientState(tmp / "agent")
+    state.workdir.mkdir()
+
+    def update(release: str) -> tuple[float, int, int]:
+        async def go() -> tuple[float, int]:
+            address = f"127.0.0.1:{relay.port}"
+            start = time.perf_counter()
+            async with open_hub(address, hub_key, hub_key, 10.0) as session:  # type: ignore[arg-type]
+                result = await update_policy(state, session, release)
+            return time.perf_counter() - start, result.bytes_moved
+
+        with Relay(hub_port) as relay:
+            seconds, own = asyncio.run(go())
+        return seconds, own, relay.bytes
+
+    update(publish_release(root, source, switch=False))
+    for n in range(args.rounds):
+        change_one(source, args.agent_files, n)
+        samples.setdefault(("agent, 1 file", "agent"), []).append(
+            update(publish_release(root, source, switch=False))
+        )
 
 
 def our_bytes(result: SyncResult) -> int:
@@ -395,14 +452,27 @@ def report(
         print(f"{case:<16} {tool:<10} {secs:>9.3f} {own:>18,} {wire:>18,}")
     print()
     for case, tools in by_case.items():
-        ours = tools["peer sync"]
+        ours = tools.get("peer sync")
         for tool, theirs in tools.items():
-            if tool in ("peer sync", "ssh true"):
+            if ours is None or tool in ("peer sync", "ssh true"):
                 continue
             print(
                 f"{case}: peer sync / {tool}: time x{ours[0] / theirs[0]:.2f}, "
                 f"own-count bytes x{ours[1] / theirs[1]:.2f}, wire bytes x{ours[2] / theirs[2]:.2f}"
             )
+    print("\ngoals (issue 15 part 3), against rsync -a in this run:")
+    for case, time_goal, bytes_goal in GOALS:
+        ours, theirs = by_case[case]["peer sync"], by_case[case]["rsync -a"]
+        shown = [f"time x{ours[0] / theirs[0]:.2f} (<= {time_goal})"]
+        ok = ours[0] / theirs[0] <= time_goal
+        if bytes_goal is not None:
+            ratio = ours[2] / theirs[2]
+            shown.append(f"wire bytes x{ratio:.2f} (<= {bytes_goal})")
+            ok = ok and ratio <= bytes_goal
+        print(f"  {case}: {', '.join(shown)}: {'met' if ok else 'NOT MET'}")
+    agent = by_case["agent, 1 file"]["agent"]
+    met = "met" if agent[1] <= 10_000 else "NOT MET"
+    print(f"  agent, 1 file: {agent[1]:,} bytes moved (<= 10,000; {agent[2]:,} on the wire): {met}")
 
 
 if __name__ == "__main__":

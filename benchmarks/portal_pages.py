@@ -1,9 +1,10 @@
-"""Portal response times (overview, hosts page, host search, hosts API) at N hosts.
+"""Portal response times (overview, hosts pages, hosts API, host detail) at N hosts.
 
 Run: .venv/bin/python -m benchmarks.portal_pages [--hosts 1000] [--rounds 20]
 
 Fills a stand-in set through the collector's write path (HubStore.store_pulls, as
-benchmarks/compliance_read.py does: one outcome and one inventory per host), starts a real
+benchmarks/compliance_read.py does: one outcome and one inventory per host) and the
+master's compliance record after that round (hub.compliance_history), starts a real
 `hubd run` whose member is a secondary (so it serves pages and never collects), logs in over
 HTTP and times each page, median and p95. Baseline, measured in the same run: the read
 `hubctl query hosts` does (Queries.hosts from a secondary), called in this process.
@@ -12,6 +13,7 @@ HTTP and times each page, median and p95. Baseline, measured in the same run: th
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import statistics
 import subprocess
 import sys
@@ -22,7 +24,8 @@ from pathlib import Path
 import httpx
 
 from benchmarks.compliance_read import _pull
-from hub.mongo import connect
+from hub import compliance_history
+from hub.mongo import connect, use_access
 from hub.portal.passwords import hash_secret
 from hub.queries import Queries, read_preference
 from hub.replset import ReplicaSet
@@ -50,9 +53,17 @@ def _config(directory: Path, cluster: StandinCluster, me: int, port: int) -> Pat
         for i, host in enumerate(cluster.hosts, 1)
     )
     path = directory / "hub.toml"
+    # hubd logs in as the hubd user over TLS, as a deployed hub does.
+    password = directory / "hubd-password"
+    password.touch(mode=0o600)
+    password.write_text(cluster.password_file("hubd").read_text())
+    replset = (
+        f'uri = "{cluster.uri}"\nusername = "hubd"\npassword_file = "{password}"\n'
+        f'tls_ca_file = "{cluster.ca_file}"\n'
+    )
     path.write_text(
         f'[hub]\nname = "hub{me}"\nworkdir = "{directory / "work"}"\n'
-        f'listen = "127.0.0.1:{free_port()}"\n\n[replset]\nuri = "{cluster.uri}"\n\n'
+        f'listen = "127.0.0.1:{free_port()}"\n\n[replset]\n{replset}\n'
         f'[portal]\nport = {port}\n\n[[portal.users]]\nname = "bench"\nrole = "viewer"\n'
         f'password_hash = "{hash_secret(PASSWORD)}"\n\n{hubs}'
     )
@@ -65,8 +76,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
     with StandinCluster(election_timeout=1.0) as cluster, tempfile.TemporaryDirectory() as tmp:
+        cluster.initiate(election_timeout_ms=1000)
+        use_access(cluster.access("hubd"))  # this process writes as hubd does
         rs = ReplicaSet(cluster.uri)
-        rs.initiate(cluster.hosts, cluster.set_name, election_timeout_ms=1000)
         primary = rs.wait_for_primary(30)
         rs.close()
         client = connect(cluster.uri, timeout=300)
@@ -79,6 +91,8 @@ def main() -> None:
         for start in range(0, len(pulls), 200):
             store.store_pulls(pulls[start : start + 200], "hub1")
         store.record_last_seen("hub1", {p.host: p.pulled_at for p in pulls})
+        # What the master writes after a round that stored reports (the overview reads it).
+        compliance_history.record(store.db, dt.datetime.now(dt.UTC))
         me = next(i for i, h in enumerate(cluster.hosts, 1) if h != primary)
         port = free_port()
         config = _config(Path(tmp), cluster, me, port)
@@ -111,6 +125,7 @@ def main() -> None:
                 "hosts search": "/hosts?q=host00042",
                 "hosts sorted, last page": f"/hosts?sort=last_seen&page={-(-args.hosts // 50)}",
                 "API /api/hosts": "/api/hosts",
+                "host detail": "/hosts/host00042",
             }
             figures = {}
             for label, path in pages.items():

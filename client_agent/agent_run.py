@@ -159,10 +159,9 @@ async def _contact_hubs(state: ClientState, config: AgentConfig, result: RunResu
                     policy_generation.record(state, info.release, info.generation)
                 elif info.release:
                     try:
-                        async with session.sftp() as sftp:
-                            result.update = await update_policy(
-                                state, sftp, info.release, info.generation
-                            )
+                        result.update = await update_policy(
+                            state, session, info.release, info.generation
+                        )
                     except (PolicyUpdateError, HubError) as exc:
                         result.notes.append(str(exc))
                         result.exit_code = max(result.exit_code, EXIT_NO_HUB)
@@ -183,7 +182,11 @@ async def _contact_hubs(state: ClientState, config: AgentConfig, result: RunResu
 
 
 def _run_policy(
-    state: ClientState, config: AgentConfig, now: dt.datetime, result: RunResult
+    state: ClientState,
+    config: AgentConfig,
+    now: dt.datetime,
+    result: RunResult,
+    defined: frozenset[str] = frozenset(),
 ) -> str | None:
     """Run the promises of the release in force; returns the problem if none could run."""
     root = state.inputs_root()
@@ -193,13 +196,16 @@ def _run_policy(
         promises = load_promises_file(root / PROMISES_FILE).entries
     except PromisesError as exc:
         return f"policy {root.name} cannot run: {exc}"
-    classes = time_classes(now) | host_classes(config.host_name)
+    classes = time_classes(now) | host_classes(config.host_name) | defined
     result.outcomes = run_promises(promises, state.locks_dir, classes, log=log)
     return None
 
 
-async def run_agent(config: AgentConfig, now: dt.datetime | None = None) -> RunResult:
-    """One run; never raises for hub or policy trouble, only reports it."""
+async def run_agent(
+    config: AgentConfig, now: dt.datetime | None = None, classes: frozenset[str] = frozenset()
+) -> RunResult:
+    """One run; never raises for hub or policy trouble, only reports it. `classes` are
+    defined for this run (`run --define`, as a hub's remediation may ask)."""
     started = asyncio.get_running_loop().time()
     result = RunResult()
     state = ClientState(config.workdir)
@@ -211,7 +217,7 @@ async def run_agent(config: AgentConfig, now: dt.datetime | None = None) -> RunR
     seen_by_hub = await _contact_hubs(state, config, result)
     result.release = state.current_release()
     when = now or dt.datetime.now().astimezone()
-    policy_problem = await asyncio.to_thread(_run_policy, state, config, when, result)
+    policy_problem = await asyncio.to_thread(_run_policy, state, config, when, result, classes)
     if policy_problem:
         result.notes.append(policy_problem)
         log.error("%s", policy_problem)

@@ -148,8 +148,7 @@ async def bootstrap(
             state.write_policy_server(result.policy_server)
             result.release = info.release
             if info.release:
-                async with session.sftp() as sftp:
-                    result.update = await update_policy(state, sftp, info.release, info.generation)
+                result.update = await update_policy(state, session, info.release, info.generation)
     except HubKeyMismatch as exc:
         raise _hub_error(exc) from None
     except (HubError, PolicyUpdateError) as exc:

@@ -15,11 +15,13 @@ from client_agent.agent_run import run_agent
 from client_agent.bootstrap import BootstrapError, bootstrap
 from client_agent.config import AgentConfig, resolve_config
 from client_agent.report_service import start_report_service
+from client_agent.run_now import AgentRunner
 from client_agent.spool import Spool
 from client_agent.state import ClientState, StateError
 from hubcluster.config_check import ConfigError, split_address
 from hubcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
 from hubcluster.keys import KeyFileError
+from hubcluster.run_request import class_problem
 from hubcluster.usage_errors import command_app
 
 # A config, key or state file this client cannot use is EXIT_USAGE: running again as it is
@@ -87,11 +89,19 @@ def run_command(
     workdir: WorkdirOption = None,
     config_file: ConfigOption = None,
     verbose: VerboseOption = False,
+    define: Annotated[
+        list[str] | None,
+        typer.Option("--define", "-D", help="A class to define for this run (repeatable)."),
+    ] = None,
 ) -> None:
     """One agent run: find a hub, follow the master, update the policy, run it, spool reports."""
     config = _setup(config_file, workdir, verbose)
+    for name in define or []:
+        problem = class_problem(name)
+        if problem:
+            raise _fail(f"--define: {problem}", EXIT_USAGE)
     try:
-        result = asyncio.run(run_agent(config))
+        result = asyncio.run(run_agent(config, classes=frozenset(define or ())))
     except (KeyFileError, StateError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     stream = sys.stdout if result.exit_code == 0 else sys.stderr
@@ -119,7 +129,12 @@ def serve_command(
     if problem:
         raise _fail(f"not bootstrapped ({problem}); run client-agent bootstrap", EXIT_USAGE)
     try:
-        asyncio.run(_serve(state, address, config.spool_max_bytes))
+        # The `run` command runs this same client's agent, with the same config.
+        if config_file:
+            runner = AgentRunner(["--config", str(config_file)])
+        else:
+            runner = AgentRunner(["--workdir", str(config.workdir)])
+        asyncio.run(_serve(state, address, config.spool_max_bytes, runner))
     except (KeyFileError, StateError) as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except OSError as exc:
@@ -128,13 +143,15 @@ def serve_command(
         raise _fail(f"cannot {what}: {exc.strerror or exc}", EXIT_USAGE) from None
 
 
-async def _serve(state: ClientState, address: tuple[str, int], max_bytes: int) -> None:
+async def _serve(
+    state: ClientState, address: tuple[str, int], max_bytes: int, runner: AgentRunner
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     with Spool(state.spool_dir, max_bytes) as spool:
-        acceptor = await start_report_service(state, address, spool)
+        acceptor = await start_report_service(state, address, spool, runner)
         typer.echo(f"client-agent: serving reports on {address[0]}:{acceptor.get_port()}")
         try:
             await stop.wait()

@@ -1,17 +1,20 @@
 """Bring `inputs/` to a hub's release, fetching only files whose content changed.
 
-The new tree is built by the shared release-tree builder (hubcluster.release_tree) in
-`inputs.d/<release>.partial/`: files whose SHA-256 matches the release's manifest are linked
-from the tree in force (or kept from an earlier, interrupted attempt), the rest are fetched
-over SFTP, and every file is verified against the manifest. Only a complete, verified tree
-with a valid promises file becomes `inputs.d/<release>/` and is switched in by renaming a
-new `inputs` symlink over the old, so a reader that resolves `inputs` once sees one release
-whole. A transfer cut half way leaves the old policy in force and its progress in the
-partial tree for the next run.
+The agent asks the hub for the release's manifest as a delta against the release in force
+(whose manifest it recorded beside the tree, `inputs.d/<release>.manifest.json`), so one
+changed file costs a few hundred bytes of manifest. The new tree is built by the shared
+release-tree builder (hubcluster.release_tree) in `inputs.d/<release>.partial/`: files the
+tree in force holds are linked from it, the rest come in one packed stream
+(hubcluster.release_fetch), each verified against the manifest. Only a complete, verified
+tree with a valid promises file becomes `inputs.d/<release>/` and is switched in by renaming
+a new `inputs` symlink over the old, so a reader that resolves `inputs` once sees one
+release whole. A transfer cut half way leaves the old policy in force and its progress in
+the partial tree for the next run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -24,16 +27,13 @@ import asyncssh
 
 from client_agent import policy_generation
 from client_agent.state import ClientState
-from hubcluster.atomic import fsync_dir
-from hubcluster.messages import MessageError, parse_manifest
+from hubcluster.atomic import atomic_write_bytes, fsync_dir
+from hubcluster.hub_session import HubSession
+from hubcluster.messages import MANIFEST_SUFFIX, MessageError
 from hubcluster.promises_grammar import PromisesError, load_promises
-from hubcluster.release_tree import (
-    ReleaseTreeError,
-    build_tree,
-    read_remote_manifest,
-    remove,
-    sftp_fetcher,
-)
+from hubcluster.release_fetch import HubRelease
+from hubcluster.release_tree import LocalTree, ReleaseTreeError, build_tree, remove
+from hubcluster.release_wire import load_trusted_manifest
 
 log = logging.getLogger("hubcluster.agent")
 
@@ -87,15 +87,28 @@ def _switch_inputs(state: ClientState, release: str) -> None:
 
 
 def _prune(store: Path, keep: set[str]) -> None:
+    kept = keep | {name + MANIFEST_SUFFIX for name in keep}
     for path in store.iterdir():
         if path.name.startswith(".update.lock"):
             continue
-        if path.name not in keep:
+        if path.name not in kept:
             remove(path)
 
 
+def _tree_in_force(store: Path, release: str | None) -> LocalTree | None:
+    """The tree in force and its recorded manifest (proved by its hash), if both are here."""
+    if release is None or not (store / release).is_dir():
+        return None
+    try:
+        data = (store / (release + MANIFEST_SUFFIX)).read_bytes()
+        return LocalTree(store / release, load_trusted_manifest(data, release))
+    except (OSError, MessageError) as exc:
+        log.info("policy: no usable manifest of release %s here (%s); fetching whole", release, exc)
+        return None
+
+
 async def update_policy(
-    state: ClientState, sftp: asyncssh.SFTPClient, release: str, generation: int | None = None
+    state: ClientState, session: HubSession, release: str, generation: int | None = None
 ) -> UpdateResult:
     """Make `inputs/` the hub's `release`; raises PolicyUpdateError leaving the old one in force.
 
@@ -113,7 +126,7 @@ async def update_policy(
     keeping = f"kept release {current_release}" if current_release else "no policy yet"
     with _update_lock(store):
         try:
-            updated = await _update(state, sftp, release, current_release)
+            updated = await _update(state, session, release, current_release)
             policy_generation.record(state, release, generation)
             return updated
         except (PolicyUpdateError, ReleaseTreeError) as exc:
@@ -129,20 +142,19 @@ async def update_policy(
 
 
 async def _update(
-    state: ClientState, sftp: asyncssh.SFTPClient, release: str, current_release: str | None
+    state: ClientState, session: HubSession, release: str, current_release: str | None
 ) -> UpdateResult:
     store = state.inputs_store
-    manifest = await read_remote_manifest(sftp, release)
-    entries = parse_manifest(manifest, expected_release=release)
-    current = state.inputs_root()
-    figures = await build_tree(
-        store,
-        release,
-        entries,
-        sftp_fetcher(sftp, release),
-        reuse_from=[current] if current is not None else [],
-        check=_check_promises,
+    base = await asyncio.to_thread(_tree_in_force, store, current_release)
+    source = HubRelease(session, release)
+    entries, manifest = await source.manifest(
+        current_release if base else None, base.entries if base else None
     )
+    figures = await build_tree(
+        store, release, entries, source.fetch, [base] if base else [], check=_check_promises
+    )
+    # After the tree, before the switch: a manifest here means its tree is complete.
+    atomic_write_bytes(store / (release + MANIFEST_SUFFIX), manifest)
     _switch_inputs(state, release)
     _prune(store, {release, current_release or release, ".update.lock"})
     result = UpdateResult(
@@ -150,7 +162,7 @@ async def _update(
         changed=True,
         files_fetched=figures.files_fetched,
         files_reused=figures.files_reused,
-        bytes_moved=len(manifest) + figures.bytes_fetched,
+        bytes_moved=source.transfer.wire_bytes,
     )
     log.info(
         "policy: switched to release %s (%d files fetched, %d reused, %d bytes moved)",

@@ -1,10 +1,12 @@
 """`client-agent serve`: the report service the hub master's collector pulls from.
 
 Its host key is the client's own pair (the hub checks it against `ppkeys/`), and the only
-key allowed in is the pinned hub key. One command: `reports --since N [--limit M] [--epoch E]`
-answers the records after N as JSON lines, each naming the spool's epoch; asking with N also
-acknowledges everything up to N, since the collector only asks from a cursor it has stored on
-a majority, unless E names another epoch than the spool's (see `Spool.hand_over`).
+key allowed in is the pinned hub key. `run [--define CLASS]...` runs the agent now and answers
+a RunReply (hubcluster.run_request: what a hub's remediation asks, like `cf-runagent`).
+`reports --since N [--limit M] [--epoch E]` answers the records after N as JSON lines, each
+naming the spool's epoch; asking with N also acknowledges everything up to N, since the
+collector only asks from a cursor it has stored on a majority, unless E names another epoch
+than the spool's (see `Spool.hand_over`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import NamedTuple
 
 import asyncssh
 
+from client_agent.run_now import AgentRunner
 from client_agent.spool import EPOCH, Spool
 from client_agent.state import ClientState
 from hubcluster.keys import key_fingerprint
 from hubcluster.messages import report_line
+from hubcluster.run_request import is_run_command, parse_run_command
 from hubcluster.ssh_admission import Admission, AdmittedServer
 from hubcluster.ssh_options import server_options
 
@@ -107,11 +111,32 @@ def _answer(spool: Spool, ask: ReportsAsk) -> str:
     return "".join(report_line(r, epoch) + "\n" for r in records)
 
 
-async def _serve_process(spool: Spool, process: asyncssh.SSHServerProcess) -> None:
+async def _serve_run(runner: AgentRunner | None, process: asyncssh.SSHServerProcess) -> None:
+    try:
+        classes = parse_run_command(process.command or "")
+    except ValueError as exc:
+        process.stderr.write(f"{exc}\n")
+        process.exit(2)
+        return
+    if runner is None:
+        process.stderr.write("this report service does not run the agent\n")
+        process.exit(2)
+        return
+    reply = await runner.run(classes)
+    process.stdout.write(reply.to_json() + "\n")
+    process.exit(0)
+
+
+async def _serve_process(
+    spool: Spool, process: asyncssh.SSHServerProcess, runner: AgentRunner | None = None
+) -> None:
     command = process.command
     if command is None:
         process.stderr.write(f"only commands are offered; {USAGE}\n")
         process.exit(2)
+        return
+    if is_run_command(command):
+        await _serve_run(runner, process)
         return
     try:
         ask = parse_reports_command(command)
@@ -130,9 +155,13 @@ async def _serve_process(spool: Spool, process: asyncssh.SSHServerProcess) -> No
 
 
 async def start_report_service(
-    state: ClientState, listen: tuple[str, int], spool: Spool
+    state: ClientState,
+    listen: tuple[str, int],
+    spool: Spool,
+    runner: AgentRunner | None = None,
 ) -> asyncssh.SSHAcceptor:
-    """Serve `spool` on `listen` ((host, port); port 0 picks one) until the acceptor closes."""
+    """Serve `spool` on `listen` ((host, port); port 0 picks one) until the acceptor closes;
+    with `runner`, the `run` command runs the agent."""
     host_key = state.client_key()
     host, port = listen
     admission = Admission("report service")
@@ -140,7 +169,7 @@ async def start_report_service(
         host,
         port,
         server_factory=lambda: ReportServer(state, admission),
-        process_factory=lambda process: _serve_process(spool, process),
+        process_factory=lambda process: _serve_process(spool, process, runner),
         **server_options(host_keys=[host_key]),
     )
     log.info(

@@ -13,6 +13,9 @@ pulls run in a task group: cancelling the round (the role was lost) ends them al
 A client's answer is read as a stream within a byte budget (`report_stream.py`), and every
 report that cannot be stored (malformed, too large, beyond BSON's limits) is quarantined
 with its reason so that the cursor passes it: one bad report never stalls its host.
+
+In hubd the round's pulls run in worker processes, each on its share of the hosts
+(`collector_pool.py`, `collector_worker.py`); each worker runs this class's `pull_due`.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncssh
 from pymongo.errors import PyMongoError
@@ -31,17 +34,37 @@ from pymongo.errors import PyMongoError
 from hub.bson_limits import storage_problem
 from hub.config import CollectorSettings
 from hub.events import record_event
-from hub.metrics import HubMetrics
 from hub.report_records import ParsedReports, parse_report_lines
 from hub.report_stream import CHUNK, read_answer
 from hub.report_writer import Deposed, ReportWriter, is_deposing
 from hub.store import HubStore, Pull
 from hubcluster.report_kinds import GAP
-from hubcluster.ssh_options import client_options
+from hubcluster.ssh_options import COLLECTOR_KEEPALIVE_SECONDS, client_options
 
 log = logging.getLogger("hubcluster.collector")
 
 KeyLookup = Callable[[str], asyncssh.SSHKey | None]
+
+
+class _Observer(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class _Counter(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class CollectorMetrics(Protocol):
+    """What the collector moves as figures arise: hub.metrics.HubMetrics in hubd, and a tally
+    sent to hubd in a collector worker (hub.collector_worker)."""
+
+    @property
+    def pull_seconds(self) -> _Observer: ...
+    @property
+    def bytes_read(self) -> _Counter: ...
+    def round_finished(self, figures: RoundFigures) -> None: ...
+    def quarantined_reports(self, reasons: Iterable[str]) -> None: ...
+    def gaps_recorded(self, count: int) -> None: ...
 
 
 @dataclass
@@ -93,12 +116,19 @@ class Collector:
         self._connections: dict[str, asyncssh.SSHClientConnection] = {}
         self.last_round: RoundFigures | None = None
         self.progress: dict[str, int] = {}
+        self.connects = 0  # SSH connections opened, ever (reuse shows as none opened)
         self.writer = ReportWriter(store, hub, is_master)
+        self.writer.on_quarantine = self._refused_on_write
         # The election term this hub collects under (the fencing token on what it stores),
         # and the newest term seen anywhere: a round under an older one writes nothing.
         self.term: int | None = None
         self.newest_term = 0
-        self.metrics: HubMetrics | None = None  # hubd sets its hub's metrics (hub.metrics)
+        self.metrics: CollectorMetrics | None = None  # hubd sets its hub's (hub.metrics)
+
+    def _refused_on_write(self, reason: str) -> None:
+        """A report the database refused is quarantined like one the parser refused."""
+        if self.metrics is not None:
+            self.metrics.quarantined_reports([reason])
 
     # ----- a round ----------------------------------------------------------------------
     async def run_round(self) -> RoundFigures:
@@ -121,6 +151,16 @@ class Collector:
         figures.hosts = len(hosts)
         due = [h for h in hosts if self._due(cursors.get(h["_id"]), figures)]
         self.progress = {"due": len(due), "done": 0}
+        await self.pull_due(due, cursors, figures)
+        return await self._finish(figures, t0, record=figures.aborted is None)
+
+    async def pull_due(
+        self, due: list[dict[str, Any]], cursors: dict[str, dict[str, Any]], figures: RoundFigures
+    ) -> None:
+        """Pull `due` hosts under `self.term`; a lost role sets `figures.aborted`.
+
+        (hub.collector_pool runs this in each worker process, on its share of the hosts.)
+        """
         limit = asyncio.Semaphore(self.settings.concurrency)
         deposed: list[BaseException] = []
         try:
@@ -134,8 +174,6 @@ class Collector:
         if deposed:
             figures.aborted = f"stopped writing: {deposed[0]}"
             log.warning("collector on %s stops at once: %s", self.hub, deposed[0])
-            return await self._finish(figures, t0, record=False)
-        return await self._finish(figures, t0, record=True)
 
     async def _finish(self, figures: RoundFigures, t0: float, record: bool) -> RoundFigures:
         figures.finished = dt.datetime.now(dt.UTC)
@@ -237,6 +275,8 @@ class Collector:
         self, host: dict, since: int, epoch: str, started: dt.datetime, figures: RoundFigures
     ) -> int:
         sha = host["_id"]
+        old = self._connections.get(sha)
+        reused = old is not None and not old.is_closed()
         conn = await self._connection(host)
         stored_total = 0
         limit = self.settings.max_report_bytes
@@ -247,8 +287,21 @@ class Collector:
             command = f"reports --since {since} --limit {self.settings.batch_size}"
             if epoch:  # a cursor without one may talk to a client from before epochs
                 command += f" --epoch {epoch}"
-            async with asyncio.timeout(self.settings.host_timeout):
-                answer = await read_answer(conn, command, limit, budget)
+            try:
+                async with asyncio.timeout(self.settings.host_timeout):
+                    answer = await read_answer(conn, command, limit, budget)
+            except _GONE:
+                if not reused:
+                    raise
+                # Nothing probes a kept connection between rounds (no keepalive: see
+                # hubcluster.ssh_options), so a client that rebooted is found out here, on
+                # first use; one new connection settles it this round.
+                log.debug("kept connection to %s was gone; connecting again", sha[:12])
+                await self._drop_connection(sha)
+                conn = await self._connection(host)
+                reused = False
+                continue
+            reused = False
             if answer.complete and answer.exit_status != 0:
                 raise ValueError(f"report service said: {answer.stderr.strip()[:200]}")
             parsed = parse_report_lines(answer.lines, since, limit, epoch)
@@ -326,9 +379,11 @@ class Collector:
                 client_keys=[self.hub_key],
                 known_hosts=([key], [], []),
                 connect_timeout=self.settings.connect_timeout,
+                keepalive_interval=COLLECTOR_KEEPALIVE_SECONDS,
             ),
         )
         self._connections[sha] = conn
+        self.connects += 1
         return conn
 
     async def _drop_connection(self, sha: str) -> None:
@@ -339,6 +394,10 @@ class Collector:
     async def close(self) -> None:
         for sha in list(self._connections):
             await self._drop_connection(sha)
+
+
+# What a kept connection whose peer vanished fails with on first use.
+_GONE = (asyncssh.ChannelOpenError, asyncssh.DisconnectError, ConnectionError)
 
 
 def _more_to_ask(parsed: ParsedReports, count: int, batch_size: int) -> bool:

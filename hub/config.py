@@ -32,6 +32,7 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
     expireafter = "10m"                 # a pull running longer is cancelled and counted failed
     batch_size = 500                    # reports asked of one client per command
     max_report_bytes = 1048576          # a larger report is rejected
+    workers = 1                         # collector processes; default: cores - 1, at least 1
 
     [sync]
     interval = "1m"
@@ -39,20 +40,36 @@ Example (every key but hub.name, [[hubs]] and replset.uri has a default):
     [portal]                            # the web console, on when this table is given;
     bind = "127.0.0.1"                  # see hub/portal/settings.py
     port = 5380
+
+    [[remediation.rules]]               # self-healing under limits: hub/remediation/rules.py
+    name = "sshd"
+    trigger = "promise_not_kept"
+    promise = "sshd_running"
+    action = "run_agent"
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.mongo_access import AccessError, MongoAccess, access_from, redact
 from hub.portal.settings import PortalSettings, parse_portal
+from hub.remediation.rules import RemediationSettings, parse_remediation
 from hubcluster.config_check import ConfigError, Section, load_toml
 from hubcluster.log_format import FORMATS
 
 DEFAULT_SERVICE_PORT = 5308
+MAX_WORKERS = 256
+
+
+def default_workers() -> int:
+    """Collector processes by default: every core this process may run on but one (left to
+    hubd's own loop, the SSH service and the database client), and at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max((cores or 1) - 1, 1)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class CollectorSettings:
     expireafter: float = 600.0
     batch_size: int = 500
     max_report_bytes: int = 1 << 20
+    # Processes the master's collector spreads hosts over (hub.collector_pool).
+    workers: int = field(default_factory=lambda: default_workers())
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,7 @@ class HubConfig:
     mongo_access: MongoAccess | None = None
     portal: PortalSettings = field(default_factory=PortalSettings)
     log_format: str = "text"  # hubcluster.log_format.FORMATS
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)
 
     @property
     def me(self) -> HubEntry:
@@ -124,6 +144,7 @@ def parse_hub_config(data: dict) -> HubConfig:
     collector = root.table("collector")
     sync = root.table("sync")
     portal = root.table("portal")
+    remediation = parse_remediation(root.table("remediation"))
     hubs = []
     for entry in root.tables("hubs"):
         hubs.append(
@@ -165,6 +186,7 @@ def parse_hub_config(data: dict) -> HubConfig:
         expireafter=collector.duration("expireafter", 600.0, minimum=0.1),
         batch_size=collector.int("batch_size", 500, minimum=1),
         max_report_bytes=collector.int("max_report_bytes", 1 << 20, minimum=1024),
+        workers=collector.int("workers", default_workers(), minimum=1, maximum=MAX_WORKERS),
     )
     config = HubConfig(
         name=name,
@@ -181,6 +203,7 @@ def parse_hub_config(data: dict) -> HubConfig:
         mongo_access=access,
         portal=parse_portal(portal, present="portal" in data),
         log_format=hub.str("log_format", "text"),
+        remediation=remediation,
     )
     if config.log_format not in FORMATS:
         raise ConfigError(f"hub.log_format: must be text or json, got {config.log_format!r:.40}")

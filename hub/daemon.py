@@ -70,10 +70,18 @@ def run(
         raise _fail(
             f"no hub key in {cfg.ppkeys}; run `hubd init --config {config}` first", EXIT_USAGE
         )
-    from hub.mongo import use_access
+    from hub.mongo import login_refused, use_access
     from hub.node import HubNode
 
     use_access(cfg.mongo_access)
+    refused = login_refused(cfg.mongo_uri)
+    if refused is not None:
+        user = cfg.mongo_access.username if cfg.mongo_access else None
+        raise _fail(
+            f"the database refuses {user or 'no user'} from {config}: {refused} "
+            "(is [replset] password_file the user's password?)",
+            EXIT_USAGE,
+        )
 
     async def main() -> None:
         node = HubNode(cfg)

@@ -75,3 +75,26 @@ USERS = (
 
 def role_refs(user: DbUser) -> list[dict[str, str]]:
     return [{"role": role, "db": ROLE_DB} for role in user.roles]
+
+
+def _actions(role: str) -> str:
+    if role not in ROLES:
+        return "users and roles only (mongod's built-in role)"
+    privileges, inherits = ROLES[role]
+    parts = []
+    for privilege in privileges:
+        resource = privilege["resource"]
+        where = "cluster" if resource.get("cluster") else resource["db"]
+        parts.append(f"{where}: {', '.join(privilege['actions'])}")
+    inherited = "".join(f"`{ref['role']}`'s, plus " for ref in inherits)
+    return inherited + "; ".join(parts)
+
+
+def users_table() -> list[str]:
+    """The README's table of users, roles and actions, made from the definitions above (a
+    test keeps the README's copy equal to it)."""
+    rows = ["| User | Role | Used by | mongod actions |", "|---|---|---|---|"]
+    for user in (ADMIN_USER, *USERS):
+        for role in user.roles:
+            rows.append(f"| `{user.name}` | `{role}` | {user.purpose} | {_actions(role)} |")
+    return rows

@@ -43,6 +43,7 @@ class Published:
     missing: list[str] = field(default_factory=list)
     needed: int = 0
     durable: bool = False
+    started: float = field(default_factory=time.monotonic)  # when the install began
 
     def holders_line(self) -> str:
         held = ", ".join(self.holders) or "no hub"
@@ -53,6 +54,7 @@ class Published:
 
 def install_and_record(hub: HubConfig, store: HubStore, source: Path) -> Published:
     """Install `source` here, take its generation (majority write), then serve it."""
+    started = time.monotonic()
     root = hub.masterfiles
     previous = current_release_id(root)
     rid = publish_release(root, source, switch=False)
@@ -65,7 +67,7 @@ def install_and_record(hub: HubConfig, store: HubStore, source: Path) -> Publish
         release_since=current_release_since(root),
         generation=generation.number,
     )
-    return Published(generation, previous)
+    return Published(generation, previous, started=started)
 
 
 def holders(states: list[dict], generation: Generation) -> list[str]:
@@ -100,6 +102,12 @@ def wait_for_holders(
         published.missing = sorted(wanted - set(held))
         published.needed = needed
         published.durable = len(held) >= majority and len(held) >= needed
-        if published.durable or time.monotonic() >= deadline:
+        if published.durable:
+            # On the generation's record, where every hub's /metrics finds it.
+            generations.record_publish_seconds(
+                store, published.generation, time.monotonic() - published.started
+            )
+            return published
+        if time.monotonic() >= deadline:
             return published
         time.sleep(POLL_SECONDS)

@@ -38,6 +38,8 @@ class Snapshot:
     hub_states: list[dict[str, Any]]
     last_seen: list[dt.datetime | None] = field(default_factory=list)
     lost: dict[str, int] = field(default_factory=dict)  # host -> reports dropped, recently
+    # remediation rule -> why its fleet breaker opened (hub.remediation): CRITICAL until reset
+    breakers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Verdict:
     state: int
     summary: str
     perfdata: str
+    items: list[str] = field(default_factory=list)  # each CRITICAL, then WARNING, sentence
 
     def line(self) -> str:
         return f"HUBCLUSTER {STATE_NAMES[self.state]} - {self.summary} | {self.perfdata}"
@@ -109,6 +112,11 @@ def judge(snap: Snapshot, limits: Thresholds) -> Verdict:
             "(hubctl query hosts)"
         )
 
+    for rule in sorted(snap.breakers):
+        critical.append(
+            f"remediation breaker open for rule {rule} (hubctl remediation reset-breaker {rule})"
+        )
+
     state = CRITICAL if critical else WARNING if warning else OK
     primary = topo.primary or "none"
     good = f"primary {primary}, {up}/{len(topo.members)} members up"
@@ -123,7 +131,7 @@ def judge(snap: Snapshot, limits: Thresholds) -> Verdict:
         f"clients_fresh={fresh}",
         f"clients_stale={stale}",
     ]
-    return Verdict(state, summary, " ".join(perf))
+    return Verdict(state, summary, " ".join(perf), critical + warning)
 
 
 def _divergence(roles: list[HubRole], now: dt.datetime) -> tuple[str, float] | None:

@@ -22,11 +22,14 @@ import asyncio
 import datetime as dt
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+import threading
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,13 +45,15 @@ from hubcluster.messages import (
     tree_hash,
 )
 from hubcluster.promises_grammar import PromisesError, load_promises
+from hubcluster.release_fetch import HubRelease
 from hubcluster.release_tree import (
     PARTIAL_SUFFIX,
-    Fetch,
+    LocalTree,
     TreeFigures,
     build_tree,
     file_sha256,
 )
+from hubcluster.release_wire import load_trusted_manifest
 
 __all__ = [
     "KEEP_RELEASES",
@@ -71,6 +76,9 @@ __all__ = [
     "verify_release",
 ]
 
+log = logging.getLogger("hubcluster.masterfiles")
+
+_TRASH = ".trash-"
 RELEASES = "releases"
 CURRENT = "current"
 PROMISES_FILE = "promises.toml"
@@ -322,11 +330,12 @@ def _prune(root: Path, keep: int) -> None:
     current = current_release_id(root)
     complete = list_releases(root)
     kept = set(complete[:keep]) | ({current} if current else set())
+    trash = []
     for rid in complete:
         if rid not in kept:
             # Manifest first: a half-removed tree must never look complete.
             manifest_path(root, rid).unlink(missing_ok=True)
-            shutil.rmtree(releases / rid, ignore_errors=True)
+            trash.append(_to_trash(releases / rid))
     for name in os.listdir(releases):
         path = releases / name
         stale_partial = name.endswith(PARTIAL_SUFFIX) and name[: -len(PARTIAL_SUFFIX)] not in kept
@@ -336,24 +345,44 @@ def _prune(root: Path, keep: int) -> None:
             or (is_release_id(name) and name not in kept)
         ):
             # Leftovers of a crashed publish; safe to remove while we hold the lock.
-            shutil.rmtree(path, ignore_errors=True)
+            trash.append(_to_trash(path))
+        elif name.startswith(_TRASH) and path not in trash:
+            trash.append(path)  # left by a process that ended before removing it
+    if trash:
+        # Removing a 10,000-file tree takes longer than building one from links: it is done
+        # behind the switch, so the new release is live without waiting for it.
+        threading.Thread(target=_remove_all, args=(trash,), daemon=True).start()
+
+
+def _to_trash(path: Path) -> Path:
+    """Rename out of the way at once (nothing looks at `.trash-*`), removed later."""
+    target = path.with_name(f"{_TRASH}{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        pass
+    return target
+
+
+def _remove_all(paths: list[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 async def install_release(
     masterfiles_root: Path,
     release: str,
-    manifest: Callable[[], Awaitable[bytes]],
-    fetch: Fetch,
-    expected_tree_hash: str | None = None,
+    source: HubRelease,
     keep: int = KEEP_RELEASES,
 ) -> TreeFigures | None:
-    """Make `release`, held by another hub, this hub's current release.
+    """Make `release`, held by another hub (`source`), this hub's current release.
 
     Returns None when the release was already complete here (only `current` moved), else
-    what the build cost. `manifest()` is awaited only when the tree must be built; it must
-    hash to the release id (and to `expected_tree_hash`, when given). Files come from
-    releases already here when their hash matches, else from `fetch`. The manifest is
-    written after the tree (it marks the release complete), then `current` is switched.
+    what the build cost. The manifest comes as a delta against our current release (proved
+    by its hash to be `release`, and the source's tree hash); files our current release
+    holds are linked from it unread, the rest come in one stream, verified as they arrive.
+    The manifest is written after the tree (it marks the release complete), then `current`
+    is switched.
     """
     root = Path(masterfiles_root)
     # Every file-system step runs in a thread: fsyncs must not stall hubd's event loop.
@@ -361,23 +390,44 @@ async def install_release(
         if await asyncio.to_thread(is_complete, root, release):
             await asyncio.to_thread(_switch_back, root, release, keep)
             return None
-        try:
-            entries = parse_manifest(await manifest(), expected_release=release)
-        except MessageError as exc:
-            raise MasterfilesError(str(exc)) from None
-        if expected_tree_hash is not None and tree_hash(entries) != expected_tree_hash:
-            raise MasterfilesError(
-                f"manifest of release {release}: hashes to tree {tree_hash(entries)}, "
-                f"not {expected_tree_hash}"
-            )
-        current = current_release_id(root)
-        known = await asyncio.to_thread(list_releases, root)
-        reuse = [release_dir(root, r) for r in [current, *known] if r is not None]
-        figures = await build_tree(
-            releases_dir(root), release, entries, fetch, list(dict.fromkeys(reuse))
+        base = await asyncio.to_thread(_current_tree, root)
+        entries, manifest = await source.manifest(
+            base[0] if base else None, base[1].entries if base else None
         )
-        await asyncio.to_thread(_complete_built, root, release, entries, keep)
+        figures = await build_tree(
+            releases_dir(root), release, entries, source.fetch, [base[1]] if base else []
+        )
+        await asyncio.to_thread(_complete_built, root, release, manifest, keep)
+        _remember(release, entries)
     return figures
+
+
+# Manifests are named by their hash: one read and proved (or built here) stays true for the
+# life of the process, so a mirror does not read its 10,000-entry manifest every sync.
+_PROVED: dict[str, list[ManifestEntry]] = {}
+_PROVED_KEEP = 4
+
+
+def _remember(release: str, entries: list[ManifestEntry]) -> None:
+    _PROVED[release] = entries
+    while len(_PROVED) > _PROVED_KEEP:
+        del _PROVED[next(iter(_PROVED))]
+
+
+def _current_tree(root: Path) -> tuple[str, LocalTree] | None:
+    """Our current release and its tree, from its recorded manifest (proved by its hash)."""
+    rid = current_release_id(root)
+    if rid is None or not is_complete(root, rid):
+        return None
+    entries = _PROVED.get(rid)
+    if entries is None:
+        try:
+            entries = load_trusted_manifest(manifest_path(root, rid).read_bytes(), rid)
+        except (OSError, MessageError) as exc:
+            log.warning("masterfiles: release %s here is unreadable (%s); not reusing it", rid, exc)
+            return None
+        _remember(rid, entries)
+    return rid, LocalTree(release_dir(root, rid), entries)
 
 
 def _switch_back(root: Path, release: str, keep: int) -> None:
@@ -386,9 +436,9 @@ def _switch_back(root: Path, release: str, keep: int) -> None:
     _prune(root, keep)
 
 
-def _complete_built(root: Path, release: str, entries: list[ManifestEntry], keep: int) -> None:
+def _complete_built(root: Path, release: str, manifest: bytes, keep: int) -> None:
     """The manifest after the tree (it marks the release complete), then the switch."""
-    atomic_write_bytes(manifest_path(root, release), encode_manifest(entries))
+    atomic_write_bytes(manifest_path(root, release), manifest)
     fsync_dir(releases_dir(root))
     switch_current(root, release)
     _prune(root, keep)

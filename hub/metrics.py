@@ -158,12 +158,30 @@ class HubMetrics:
         self.generation = gauge(
             "masterfiles_generation", "The masterfiles release generation served (0: none)."
         )
+        self.publish_seconds = gauge(
+            "masterfiles_publish_duration_seconds",
+            "How long the publish of the served release took, from install until a majority "
+            "of hubs held it (NaN until known).",
+        )
+        self.publish_seconds.set(float("nan"))
         self.last_sync = gauge(
             "peer_sync_last_success_timestamp_seconds", "When this hub's last peer sync finished."
         )
         self.syncs = counter("peer_syncs", "Peer syncs, by result.", ["result"])
         self.sync_seconds = histogram(
             "peer_sync_duration_seconds", "How long peer syncs took.", SYNC_BUCKETS
+        )
+        # remediation (hub.remediation): labels per rule, result and skip reason only
+        self.remediation_runs = counter(
+            "remediation_runs",
+            "Remediations run (or decided in a dry run), by result.",
+            ["rule", "result"],
+        )
+        self.remediation_skips = counter(
+            "remediation_skips", "Triggered remediations not run, by reason.", ["rule", "reason"]
+        )
+        self.remediation_breaker_open = gauge(
+            "remediation_breaker_open", "1 while a rule's fleet breaker is open.", ["rule"]
         )
         self.up_since = gauge("start_time_seconds", "When hubd started (Unix time).")
         self.up_since.set_to_current_time()
@@ -198,6 +216,15 @@ class HubMetrics:
         self.sync_seconds.observe(seconds)
         if ok:
             self.last_sync.set_to_current_time()
+
+    def remediation_ran(self, rule: str, result: str) -> None:
+        self.remediation_runs.labels(rule, result).inc()
+
+    def remediation_skipped(self, rule: str, reason: str) -> None:
+        self.remediation_skips.labels(rule, reason).inc()
+
+    def remediation_breaker(self, rule: str, is_open: bool) -> None:
+        self.remediation_breaker_open.labels(rule).set(1 if is_open else 0)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric, as the library writes it."""

@@ -24,7 +24,7 @@ from hub.masterfiles import current_release_id
 from hub.metrics import HubMetrics
 from hub.mongo import DB_NAME, connect_member
 from hub.queries import Queries
-from hub.release_generations import served_generation
+from hub.release_generations import publish_seconds, served_generation
 from hub.store import HOSTS, LAST_SEEN
 from hubcluster.report_kinds import STATUSES
 
@@ -89,6 +89,7 @@ class MetricSources:
         self.queries = Queries(node.client, pref)
         self.db = node.client.get_database(DB_NAME, read_preference=pref)
         self.fleet: FleetFigures | None = None
+        self._publish_known: int | None = None  # the generation whose duration is shown
         self._reading: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
@@ -130,6 +131,16 @@ class MetricSources:
         generation = served_generation(masterfiles, current_release_id(masterfiles))
         # 0: no release served (a new cluster, or a hub whose masterfiles were lost).
         self.metrics.generation.set(generation or 0)
+        if generation and generation != self._publish_known:
+            # One small read by _id per scrape, only until the publish has noted its duration.
+            try:
+                seconds = publish_seconds(self.node.store, generation)
+            except PyMongoError as exc:
+                log.debug("metrics: publish duration not read: %s", exc)
+                return
+            self.metrics.publish_seconds.set(float("nan") if seconds is None else seconds)
+            if seconds is not None:
+                self._publish_known = generation
 
     async def _fleet(self) -> None:
         """Show the cached figures; read new ones in the background once they are a minute

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pymongo
 from pymongo import uri_parser
-from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.errors import ConfigurationError, InvalidURI, OperationFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from hub.mongo_access import MongoAccess, redact
@@ -38,6 +40,17 @@ def use_access(access: MongoAccess | None) -> None:
 
 def current_access() -> MongoAccess | None:
     return _access
+
+
+@contextmanager
+def access_as(access: MongoAccess | None) -> Iterator[MongoAccess | None]:
+    """use_access(access) for the block, then the access before it again."""
+    previous = _access
+    use_access(access)
+    try:
+        yield access
+    finally:
+        use_access(previous)
 
 
 def _with_access(options: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -107,3 +120,21 @@ def connect_member(
         appname="hubcluster",
         **options,
     )
+
+
+AUTHENTICATION_FAILED = 18
+
+
+def login_refused(uri: str, timeout: float = 3.0) -> str | None:
+    """mongod's word when it refuses the process's credentials; None when they are taken, or
+    when no member answers now (a daemon then waits for its database as usual)."""
+    try:
+        with connect(uri, timeout) as client:
+            client.admin.command("ping")
+    except OperationFailure as exc:
+        if exc.code == AUTHENTICATION_FAILED:
+            return str(exc.details.get("errmsg") if exc.details else exc) or "refused"
+        return None
+    except PyMongoError:
+        return None
+    return None

@@ -21,8 +21,11 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+import hubcluster
 from hub import release_generations as generations
-from hub.collector import Collector
+from hub.collector_pool import CollectorPool
+from hub.collector_worker import WorkerSpec
+from hub.compliance_history import ComplianceRecorder
 from hub.config import HubConfig
 from hub.events import EVENTS, now_utc
 from hub.hub_directory import HubDirectory
@@ -30,10 +33,11 @@ from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
 from hub.masterfiles import current_release_id, current_release_since
 from hub.metrics import HubMetrics
-from hub.mongo import connect, connect_member
+from hub.mongo import connect, connect_member, current_access
 from hub.peer_sync import apply_db_revocations, sync_with_peers
 from hub.portal.server import PortalServer
 from hub.release_generations import served_generation
+from hub.remediation.wiring import remediation_engine, upkeep
 from hub.ssh_service import HostRecord, start_hub_service_from_config
 from hub.store import HubStore
 from hub.supervisor import Supervisor
@@ -76,16 +80,29 @@ class HubNode:
         self.collector_client = connect_member(
             config.mongo_uri, config.me.mongo, timeout=5.0, retryWrites=False
         )
-        self.collector = Collector(
+        # Its pulls and their writes run in worker processes (hub.collector_pool); each
+        # worker has its own client to the same member, with the same identity.
+        self.collector = CollectorPool(
             HubStore(self.collector_client, config.max_staleness),
             config.collector,
             self.name,
             self.hub_key,
             self.keystore.get,
             lambda: self.watch.state.is_master,
+            WorkerSpec(
+                hub=self.name,
+                uri=config.mongo_uri,
+                member=config.me.mongo,
+                settings=config.collector,
+                hub_key_path=self.keystore.hub_private_key_path,
+                ppkeys=config.ppkeys,
+                access=config.mongo_access or current_access(),
+                max_staleness=config.max_staleness,
+            ),
         )
         self.metrics = HubMetrics(self.name)  # served at the portal's /metrics
         self.collector.metrics = self.metrics
+        self.compliance = ComplianceRecorder(self.store.db)
         self._round: asyncio.Task | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -94,6 +111,8 @@ class HubNode:
         self.collect_beat = time.monotonic()
         self.overruns = 0  # rounds in a row that took longer than the interval
         self.last_overrun = 0.0
+        # Published: a rolling change tells this process from the one it replaced.
+        self.started = time.time()
         self._guarded_collect = self.supervisor.guarded(
             "collection round", self._collect, config.collector.interval
         )
@@ -104,6 +123,7 @@ class HubNode:
         # The hub list follows the set's members: a replaced hub drops out, its successor
         # joins once it may be elected.
         self.directory = HubDirectory(self.client, self.store, config.hubs)
+        self.remediation = remediation_engine(self)
 
     # ----- events and buffered writes -----------------------------------------------------
     def event(self, kind: str, message: str, **details: Any) -> None:
@@ -194,12 +214,15 @@ class HubNode:
             return
         self._round = asyncio.create_task(self.collector.run_round())
         try:
-            await self._round
+            figures = await self._round
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # hubd is stopping (or restarting collection), not just this round
             log.info("%s cancelled its round: no longer master", self.name)
+        else:
+            self.compliance.after_round(figures)  # the portal's compliance over time
+            await self.remediation.after_round()  # hub.remediation: only the master acts
         await self._publish_state()
 
     async def _collect_rounds(self) -> None:
@@ -292,6 +315,9 @@ class HubNode:
             "service": self.config.me.service,
             # Readers judge the hub silent after a few of these (hub.hub_roles).
             "state_interval": self.config.state_interval,
+            # The build running and since when: the rolling upgrade waits on both.
+            "version": hubcluster.__version__,
+            "started": round(self.started, 3),
         }
         fields["release"] = current_release_id(self.config.masterfiles)
         fields["generation"] = served_generation(self.config.masterfiles, fields["release"])
@@ -335,6 +361,12 @@ class HubNode:
             ("buffered writes", self._flush, FLUSH_SECONDS, None),
             ("state publishing", self._publish_state, self.config.state_interval, None),
             ("hub list", self._refresh_hubs, self.config.state_interval, None),
+            (
+                "remediation upkeep",
+                functools.partial(upkeep, self),
+                self.config.state_interval,
+                None,
+            ),
         )
         for name, job, interval, wake in jobs:
             run = guard(name, job, interval)
@@ -425,6 +457,7 @@ class HubNode:
             self._stop.set()
             await asyncio.gather(supervising, return_exceptions=True)
             await self.collector.close()
+            await self.remediation.close()
             await self._flush()
             self.watch.close()
             self.client.close()

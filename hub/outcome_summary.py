@@ -48,6 +48,11 @@ def summary_of(record: dict[str, Any], stored: dt.datetime) -> dict[str, Any]:
     }
 
 
+def compliant(doc: dict[str, Any]) -> bool:
+    """A summary's run could run the policy and left no promise not kept."""
+    return not doc.get(ERROR) and not doc[COUNTS].get(rk.NOT_KEPT, 0)
+
+
 def write_latest_outcomes(
     db: Database, pulls: Iterable[tuple[str, list[dict[str, Any]]]], stored: dt.datetime
 ) -> None:

@@ -7,8 +7,9 @@ host key pinned to it) and:
   revocation seen anywhere revokes the key here) and adds every key not tombstoned whose
   text hashes to the SHA it was listed under; a mismatch is refused and logged;
 - masterfiles: asks the master `masterfiles` (one round trip); when its tree hash equals
-  this hub's current one there is nothing more to do, else the manifest and the changed files
-  come over SFTP and the release is installed and switched in (hub.masterfiles).
+  this hub's current one there is nothing more to do, else the manifest (a delta against our
+  release) and the changed files (one packed stream) come over the same connection and the
+  release is installed and switched in (hub.masterfiles, hubcluster.release_fetch).
 
 A peer that cannot be reached is reported and does not stop the sync with the others.
 `apply_db_revocations` does the same for revocations an operator wrote to the database.
@@ -17,7 +18,6 @@ A peer that cannot be reached is reported and does not stop the sync with the ot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -43,8 +43,9 @@ from hub.release_generations import Generation
 from hub.store import HubStore
 from hubcluster.hub_session import HubError, HubSession, open_hub
 from hubcluster.keys import KeyFileError, import_public_key, key_sha
-from hubcluster.messages import KeysReply, ManifestEntry, MasterfilesReply, MessageError
-from hubcluster.release_tree import ReleaseTreeError, read_remote_manifest, sftp_fetcher
+from hubcluster.messages import KeysReply, MasterfilesReply, MessageError
+from hubcluster.release_fetch import HubRelease
+from hubcluster.release_tree import ReleaseTreeError
 
 log = logging.getLogger("hubcluster.peersync")
 
@@ -69,10 +70,11 @@ class SyncResult:
     release_before: str | None = None
     release_after: str | None = None
     masterfiles_commands: int = 0
-    sftp_opens: int = 0  # files opened over SFTP: manifests and release files
+    transfer_commands: int = 0  # release-manifest and release-files commands run
     files_fetched: int = 0
     files_reused: int = 0
-    bytes_fetched: int = 0  # what SFTP read: manifest and files
+    file_bytes: int = 0  # the size of the files fetched
+    bytes_fetched: int = 0  # what the transfer read off the wire: manifest delta and stream
     command_bytes: int = 0  # what the peers' commands printed
     seconds: float = 0.0
 
@@ -198,26 +200,12 @@ async def _mirror(
         result.mirror = f"in sync at release {rid}"
         log.debug("masterfiles: in sync with the master's release %s", rid)
         return
-    async with contextlib.AsyncExitStack() as stack:
-        opened: list[asyncssh.SFTPClient] = []
-
-        async def sftp() -> asyncssh.SFTPClient:
-            # Opened on first use: switching back to a release already here needs no files.
-            if not opened:
-                opened.append(await stack.enter_async_context(session.sftp()))
-            return opened[0]
-
-        async def manifest() -> bytes:
-            result.sftp_opens += 1
-            data = await read_remote_manifest(await sftp(), rid)
-            result.bytes_fetched += len(data)
-            return data
-
-        async def fetch(entry: ManifestEntry, local_path: Path) -> None:
-            result.sftp_opens += 1
-            await sftp_fetcher(await sftp(), rid)(entry, local_path)
-
-        figures = await install_release(root, rid, manifest, fetch, answer.tree_hash)
+    source = HubRelease(session, rid, answer.tree_hash)
+    try:
+        figures = await install_release(root, rid, source)
+    finally:
+        result.transfer_commands += source.transfer.commands
+        result.bytes_fetched += source.transfer.wire_bytes
     if target is not None:
         await asyncio.to_thread(generations.hold, root, target)
     if figures is None:
@@ -226,18 +214,18 @@ async def _mirror(
         return
     result.files_fetched += figures.files_fetched
     result.files_reused += figures.files_reused
-    result.bytes_fetched += figures.bytes_fetched
+    result.file_bytes += figures.bytes_fetched
     result.mirror = (
         f"switched {result.release_before} -> {rid} ({figures.files_fetched} files, "
-        f"{figures.bytes_fetched} bytes fetched; {figures.files_reused} reused)"
+        f"{source.transfer.wire_bytes} bytes moved; {figures.files_reused} reused)"
     )
     log.info(
         "masterfiles: switched to the master's release %s (was %s): fetched %d files "
-        "(%d bytes), reused %d",
+        "(%d bytes on the wire), reused %d",
         rid,
         result.release_before,
         figures.files_fetched,
-        figures.bytes_fetched,
+        source.transfer.wire_bytes,
         figures.files_reused,
     )
 

@@ -54,23 +54,9 @@ class Queries:
         rows = []
         for host in self.db[HOSTS].find().sort("hostname", pymongo.ASCENDING):
             sha = host["_id"]
-            latest = _aware(seen.get(sha, {}).get("latest"))
-            cursor = cursors.get(sha, {})
-            age = (now - latest).total_seconds() if latest else None
-            row = {
-                "host": host.get("hostname"),
-                "key": sha,
-                "address": f"{host.get('address')}:{host.get('report_port')}",
-                "revoked": bool(host.get("revoked")),
-                "last_seen": latest,
-                "seen_by": sorted((seen.get(sha, {}).get("hubs") or {}).keys()),
-                "last_pull": _aware(cursor.get("last_pull")),
-                "reports": int(cursor.get("seq", 0)),
-                "lost": lost.get(sha, 0),  # dropped by the client's spool cap (gap records)
-                "last_error": _error_since_last_pull(cursor),
-                "stale": stale_after is not None and (age is None or age > stale_after),
-            }
-            rows.append(row)
+            rows.append(
+                host_row(host, seen.get(sha), cursors.get(sha), lost.get(sha, 0), now, stale_after)
+            )
         if stale_after is not None:
             rows = [r for r in rows if r["stale"]]
         return rows
@@ -123,7 +109,7 @@ class Queries:
                 continue
             for promise in doc[summary.PROMISES]:
                 per_promise[promise[rk.PROMISE_NAME]][promise[rk.PROMISE_STATUS]] += 1
-            hosts.append(_host_row(sha, name, doc, now))
+            hosts.append(outcome_row(sha, name, doc, now))
         hosts.sort(key=lambda r: (r["compliant"], r["host"] or ""))
         promises = [
             {"promise": name, "hosts": sum(c.values()), **c, "share": _share(c)}
@@ -144,6 +130,34 @@ class Queries:
         return {"fleet": fleet, "hosts": hosts, "promises": promises}
 
 
+def host_row(
+    host: dict[str, Any],
+    seen: dict[str, Any] | None,
+    cursor: dict[str, Any] | None,
+    lost: int,
+    now: dt.datetime,
+    stale_after: float | None,
+) -> dict[str, Any]:
+    """One registered host as `hosts` lists it, from its documents in hosts, last_seen,
+    cursors, and the reports its spool dropped (gap records)."""
+    seen, cursor = seen or {}, cursor or {}
+    latest = _aware(seen.get("latest"))
+    age = (now - latest).total_seconds() if latest else None
+    return {
+        "host": host.get("hostname"),
+        "key": host["_id"],
+        "address": f"{host.get('address')}:{host.get('report_port')}",
+        "revoked": bool(host.get("revoked")),
+        "last_seen": latest,
+        "seen_by": sorted((seen.get("hubs") or {}).keys()),
+        "last_pull": _aware(cursor.get("last_pull")),
+        "reports": int(cursor.get("seq", 0)),
+        "lost": lost,
+        "last_error": _error_since_last_pull(cursor),
+        "stale": stale_after is not None and (age is None or age > stale_after),
+    }
+
+
 def _error_since_last_pull(cursor: dict[str, Any]) -> str | None:
     """The last failed pull's error, unless a pull succeeded after it (then it is history)."""
     failed, pulled = _aware(cursor.get("last_attempt")), _aware(cursor.get("last_pull"))
@@ -158,7 +172,10 @@ def _share(counts: dict[str, int]) -> float | None:
     return good / applied if applied else None
 
 
-def _host_row(sha: str, name: str | None, doc: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+def outcome_row(
+    sha: str, name: str | None, doc: dict[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """A host's compliance row (`query compliance --by host`) from its latest-outcome summary."""
     counts = doc[summary.COUNTS]
     ran = _aware(doc[summary.RAN])
     error = doc.get(summary.ERROR)
@@ -170,7 +187,7 @@ def _host_row(sha: str, name: str | None, doc: dict[str, Any], now: dt.datetime)
         "release": doc.get(summary.RELEASE),
         **{status: counts.get(status, 0) for status in rk.STATUSES},
         "error": error,
-        "compliant": not error and not counts.get(rk.NOT_KEPT, 0),
+        "compliant": summary.compliant(doc),
         "not_kept_promises": [
             p[rk.PROMISE_NAME] for p in doc[summary.PROMISES] if p[rk.PROMISE_STATUS] == rk.NOT_KEPT
         ],

@@ -2,9 +2,10 @@
 
 Every publish takes the next generation (an old tree published again takes a new one), and
 the record `{_id: generation, release, tree_hash, hub, time}` is written with a majority
-write before any hub serves the release, so it survives a failover. The newest record is
-the release every hub converges to; a hub never switches to a lower generation than the one
-it holds, and clients (told the generation by `master`) never move to a lower one either.
+write before any hub serves the release, so it survives a failover (`publish_seconds` is
+added once the publish is durable). The newest record is the release every hub converges
+to; a hub never switches to a lower generation than the one it holds, and clients (told the
+generation by `master`) never move to a lower one either.
 
 Each hub keeps the generation of its `current` release beside it, in
 `masterfiles/generation.json`, written before `current` is switched.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hub.masterfiles import MasterfilesError, file_sha256, manifest_path
 from hub.store import HubStore
@@ -27,6 +28,8 @@ from hubcluster.atomic import atomic_write_bytes
 
 GENERATIONS = "release_generations"
 GENERATION_FILE = "generation.json"
+# Set on a generation's record once its publish is durable: seconds from install to then.
+PUBLISH_SECONDS = "publish_seconds"
 # Two publishes racing for the same number: the loser takes the next, this many times.
 ALLOCATE_ATTEMPTS = 20
 
@@ -67,6 +70,28 @@ def record(store: HubStore, release: str, tree_hash: str | None, hub: str) -> Ge
             continue
         return Generation(number, release, tree_hash)
     raise RuntimeError(f"could not take a release generation in {ALLOCATE_ATTEMPTS} attempts")
+
+
+def record_publish_seconds(store: HubStore, generation: Generation, seconds: float) -> bool:
+    """Note how long the publish of `generation` took until durable (a majority held it).
+
+    False when the set did not take the note: the release is no less durable for that.
+    """
+    try:
+        store.db[GENERATIONS].update_one(
+            {"_id": generation.number}, {"$set": {PUBLISH_SECONDS: round(seconds, 3)}}
+        )
+    except PyMongoError:
+        return False
+    return True
+
+
+def publish_seconds(store: HubStore, number: int) -> float | None:
+    """The publish duration recorded on generation `number`; None until its publish is
+    durable (or for a publish by an older hubctl)."""
+    doc = store.db[GENERATIONS].find_one({"_id": number}, {PUBLISH_SECONDS: 1})
+    value = None if doc is None else doc.get(PUBLISH_SECONDS)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def tree_hash_of(masterfiles_root: Path, release: str) -> str:

@@ -351,7 +351,10 @@ class ReplicaSet:
             try:
                 return self.member_command(host, "replSetGetConfig")["config"]
             except OperationFailure as exc:
-                if exc.code == 94:
+                # 94: no config yet. 13: access control with no user yet, through the
+                # localhost exception, where mongod may refuse to show its config; a set
+                # initiated already then refuses the replSetInitiate itself, and says why.
+                if exc.code in (94, 13):
                     continue
                 errors.append(f"{host}: {exc}")
             except PyMongoError as exc:

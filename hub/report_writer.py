@@ -69,6 +69,8 @@ class ReportWriter:
         self._pending: list[tuple[Pull, asyncio.Future[int]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0
+        # Told each reason the database refused a report for (the collector counts it).
+        self.on_quarantine: Callable[[str], None] | None = None
 
     async def write(self, pull: Pull) -> int:
         """Store one host's pull; returns how many of its reports were new."""
@@ -135,6 +137,8 @@ class ReportWriter:
                 bad = {"seq": record["seq"], "reason": reason, "raw": ""}
                 one = dataclasses.replace(one, records=[], rejected=[bad])
                 self.store.store_pulls([one], self.hub)
+                if self.on_quarantine is not None:
+                    self.on_quarantine(reason)
             restarted = None
         rest = dataclasses.replace(pull, records=[], restarted_from=restarted)
         self.store.store_pulls([rest], self.hub)

@@ -1,4 +1,5 @@
-"""The hub's SSH service: `master`, `register`, peer `keys`/`masterfiles`, read-only SFTP.
+"""The hub's SSH service: `master`, `register`, peer `keys`/`masterfiles`, release transfers
+(`release-manifest`/`release-files`, hub.release_service), read-only SFTP.
 
 Its host key is the hub key pair shared by all hubs, so a client that pinned it can talk to
 any hub. What a connection may do depends on its role (see hub.ssh_auth); the commands of
@@ -26,6 +27,7 @@ from hub.keystore import KeyRevoked, KeyStore
 from hub.masterfiles import current_release_id, releases_dir
 from hub.peer_commands import keys_reply, masterfiles_reply
 from hub.release_generations import served_generation
+from hub.release_service import TransferRefused, release_files, release_manifest
 from hub.sftp_masterfiles import refusing_sftp_server, release_sftp_server
 from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
 from hubcluster.config_check import split_address
@@ -177,10 +179,11 @@ class HubService:
 
     @staticmethod
     def _finish(process: asyncssh.SSHServerProcess, status: int, out: str, err: str) -> None:
+        # The channel carries bytes (a release transfer streams them); answers are UTF-8.
         if out:
-            process.stdout.write(out if out.endswith("\n") else out + "\n")
+            process.stdout.write((out if out.endswith("\n") else out + "\n").encode())
         if err:
-            process.stderr.write(err + "\n")
+            process.stderr.write((err + "\n").encode())
         process.exit(status)
 
     # ----- commands ---------------------------------------------------------------------
@@ -271,7 +274,7 @@ class HubService:
 
 async def _read_request(process: asyncssh.SSHServerProcess) -> str:
     """The JSON request on stdin, up to EOF, bounded in size and time."""
-    chunks: list[str] = []
+    chunks: list[bytes] = []
     size = 0
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -286,7 +289,7 @@ async def _read_request(process: asyncssh.SSHServerProcess) -> str:
         raise CommandError(
             EXIT_BAD_REQUEST, "no request on stdin (send JSON and close it)"
         ) from None
-    return "".join(chunks)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _answer(name: str, answer: Callable[[HubService], str]) -> Command:
@@ -302,9 +305,33 @@ def _answer(name: str, answer: Callable[[HubService], str]) -> Command:
     return handler
 
 
+def _transfer(run: Callable[..., Awaitable[None]]) -> Command:
+    """A release transfer command (hub.release_service): it writes its own binary answer."""
+
+    async def handler(
+        service: HubService, identity: Identity, process: asyncssh.SSHServerProcess, args: str
+    ) -> str:
+        try:
+            await run(service.masterfiles, identity.label, process, args)
+        except TransferRefused as exc:
+            raise CommandError(exc.status, str(exc)) from None
+        return ""
+
+    return handler
+
+
+_TRANSFER: dict[str, Command] = {
+    "release-manifest": _transfer(release_manifest),
+    "release-files": _transfer(release_files),
+}
 COMMANDS: dict[Role, dict[str, Command]] = {
-    Role.CLIENT: {"master": HubService.cmd_master, "register": HubService.cmd_register},
+    Role.CLIENT: {
+        "master": HubService.cmd_master,
+        "register": HubService.cmd_register,
+        **_TRANSFER,
+    },
     Role.PEER: {
+        **_TRANSFER,
         "master": HubService.cmd_master,
         "keys": _answer("keys", lambda s: keys_reply(s.keystore).to_json()),
         "masterfiles": _answer("masterfiles", lambda s: masterfiles_reply(s.masterfiles).to_json()),
@@ -334,6 +361,7 @@ async def start_hub_service(
         server_factory=service.server,
         process_factory=service.process,
         sftp_factory=service.sftp,
+        encoding=None,
         **server_options(host_keys=[service.hub_key]),
     )
     log.info(

@@ -134,6 +134,11 @@ class HubStore:
                     unique=True,
                 ),
                 IndexModel([("kind", ASCENDING), ("time", DESCENDING)], name="kind_time"),
+                # A host's newest runs (the portal's host chart) without its whole history.
+                IndexModel(
+                    [("host", ASCENDING), ("kind", ASCENDING), ("time", DESCENDING)],
+                    name="host_kind_time",
+                ),
             ]
         )
         self.db[ROUNDS].create_indexes([IndexModel([("finished", DESCENDING)], name="finished")])

@@ -8,6 +8,10 @@ The list passes ssh-audit with no fail line: no SHA-1 key exchange or MAC, no gr
 exchange (its 1,024-bit moduli), no NIST-curve exchange; key exchange is post-quantum hybrid
 first, then curve25519; host and client keys are ed25519 (all hubcluster keys are); ciphers
 are AEAD only (so the MACs are never used, but must still be named: only encrypt-then-MAC).
+
+Each choice was measured for the collector's CPU (benchmarks/ssh_ciphers.py, figures in
+benchmarks/RESULTS.md, "SSH choices and the collector's CPU"). Building any of these options
+also makes asyncssh's logging free when it is off (hubcluster/ssh_logging.py).
 """
 
 from __future__ import annotations
@@ -16,8 +20,14 @@ from typing import Any
 
 import asyncssh
 
+from hubcluster.ssh_logging import guard_ssh_logging
+
 # Vetted, in order of preference; the post-quantum hybrid is offered only where this build of
 # asyncssh and its crypto library can do it (it needs ML-KEM), curve25519 everywhere.
+# ML-KEM costs the collector about 0.2-0.3 ms more per NEW connection than curve25519 alone
+# (benchmarks/ssh_ciphers.py); the collector keeps its connections across rounds, so that is
+# paid once per host per master, and it buys reports that stay secret from someone who
+# records the traffic today and has a quantum computer later. Kept first on purpose.
 VETTED_KEX_ALGS: tuple[str, ...] = (
     "mlkem768x25519-sha256",
     "curve25519-sha256",
@@ -26,7 +36,8 @@ VETTED_KEX_ALGS: tuple[str, ...] = (
 HOST_KEY_ALGS: tuple[str, ...] = ("ssh-ed25519",)
 SIGNATURE_ALGS: tuple[str, ...] = ("ssh-ed25519",)
 # AES-GCM first: with AES instructions it costs about half the CPU per byte of chacha20
-# (benchmarks/ssh_ciphers.py, RESULTS.md), and the collector moves every report through it.
+# (benchmarks/ssh_ciphers.py, RESULTS.md), and the collector moves every report through it;
+# 256-bit keys cost no more than 128 here (the per-packet work is asyncssh's Python).
 CIPHERS: tuple[str, ...] = (
     "aes256-gcm@openssh.com",
     "aes128-gcm@openssh.com",
@@ -39,10 +50,19 @@ COMPRESSION: tuple[str, ...] = ("none",)
 SOFTWARE_VERSION = "hubcluster"
 # Time an unauthenticated connection may hold a slot before it is dropped.
 LOGIN_GRACE_SECONDS = 30.0
-# Clients and peers see a dead hub within a minute; servers drop dead clients within two.
+# Clients and peers see a dead hub within a minute. Servers probe an idle client every
+# 5 minutes and drop a dead one within 20: the collector's kept connections idle between
+# rounds, and each probe costs the master's collector about as much as one it sends itself
+# (see COLLECTOR_KEEPALIVE_SECONDS), so a 60 s probe would cost it five a round, not one.
 CLIENT_KEEPALIVE_SECONDS = 15.0
-SERVER_KEEPALIVE_SECONDS = 60.0
+SERVER_KEEPALIVE_SECONDS = 300.0
 KEEPALIVE_COUNT_MAX = 3
+# The collector's connections idle between rounds (300 s by default). A keepalive exchange
+# costs it about 0.1 ms of CPU, so 15 s keepalives would cost more per round (20 exchanges)
+# than the pull itself, and keepalive also re-arms a timer on every packet received. Off:
+# the report service's own keepalive reaps a dead hub's connection, and a pull on a dead
+# connection fails like any other and is made anew.
+COLLECTOR_KEEPALIVE_SECONDS = 0.0
 
 
 def _usable_kex(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -82,6 +102,7 @@ def client_options(
     `config=None` keeps the running user's ~/.ssh/config out (it could change the host,
     port, algorithms or keys), and `agent_path=None` keeps an ssh-agent's keys out.
     """
+    guard_ssh_logging()
     return {
         **_ALGORITHMS,
         "server_host_key_algs": list(HOST_KEY_ALGS),
@@ -101,6 +122,7 @@ def client_options(
 
 def host_key_probe_options() -> dict[str, Any]:
     """Keyword arguments for `asyncssh.get_server_host_key`, offering the same list."""
+    guard_ssh_logging()
     return {
         "kex_algs": list(KEX_ALGS),
         "server_host_key_algs": list(HOST_KEY_ALGS),
@@ -116,6 +138,7 @@ def server_options(
     keepalive_interval: float = SERVER_KEEPALIVE_SECONDS,
 ) -> dict[str, Any]:
     """Keyword arguments for `asyncssh.listen`: public keys only, no forwarding, no PTY."""
+    guard_ssh_logging()
     return {
         **_ALGORITHMS,
         "server_host_keys": host_keys,

@@ -10,6 +10,7 @@ from hubctl import (
     fleet_commands,
     member_commands,
     query_commands,
+    remediation_commands,
     replset_commands,
 )
 from hubctl.lab_loader import LazyLabGroup
@@ -32,6 +33,7 @@ query_commands.register(app)
 fleet_commands.register(app)
 check_command.register(app)
 member_commands.register(app)
+remediation_commands.register(app)
 
 
 def main() -> None:

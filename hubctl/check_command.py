@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pymongo.errors import PyMongoError
 from typer._click.core import Context
 from typer.core import TyperCommand
 
 from hub.config import load_hub_config
-from hub.health_check import UNKNOWN, Snapshot, Thresholds, judge
-from hub.mongo import MongoUriError, connect
-from hub.replset import ReplicaSet
-from hub.store import GAPS, HOSTS, LAST_SEEN, HubStore, lost_by_host
+from hub.health_check import UNKNOWN, Thresholds, judge
+from hub.health_snapshot import gather_snapshot
+from hub.mongo import MongoUriError
 from hub.topology import ReplsetError
 from hubcluster.config_check import ConfigError
 from hubcluster.usage_errors import usage_line
@@ -102,7 +99,7 @@ def check(
     except NoClusterGiven as exc:
         raise _unknown(str(exc)) from None
     try:
-        snapshot = _gather(uri, timeout, limits.gap_window)
+        snapshot = gather_snapshot(uri, timeout, limits.gap_window)
     except (ReplsetError, MongoUriError) as exc:
         raise _unknown(str(exc)) from None
     verdict = judge(snapshot, limits)
@@ -112,36 +109,3 @@ def check(
 
 def register(app: typer.Typer) -> None:
     app.command("check", cls=NagiosCommand)(check)
-
-
-def _gather(uri: str, timeout: float, gap_window: float) -> Snapshot:
-    rs = ReplicaSet(uri, timeout)
-    try:
-        topology = rs.topology()
-        if not topology.initiated:
-            raise ReplsetError("the replica set is not initiated")
-    finally:
-        rs.close()
-    client = connect(uri, timeout)
-    try:
-        store = HubStore(client)
-        rounds = store.last_rounds(1)
-        states = store.hub_states()
-        seen = {d["_id"]: d.get("latest") for d in store.reading(LAST_SEEN).find()}
-        hosts = [
-            d["_id"] for d in store.reading(HOSTS).find({"revoked": {"$ne": True}}, {"_id": 1})
-        ]
-        recent = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=gap_window)
-        lost = lost_by_host(store.reading(GAPS), recent)
-    except PyMongoError as exc:
-        raise ReplsetError(f"cannot read the cluster's state: {str(exc).split(',')[0]}") from None
-    finally:
-        client.close()
-    return Snapshot(
-        topology=topology,
-        now=dt.datetime.now(dt.UTC),
-        last_round=rounds[0] if rounds else None,
-        hub_states=states,
-        last_seen=[seen.get(h) for h in hosts],
-        lost=lost,
-    )

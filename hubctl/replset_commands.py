@@ -412,6 +412,8 @@ def hub_side(uri: str, topology: Topology | None, stale_after: float = 900.0) ->
                 "last_round": (s.get("last_round") or {}).get("summary"),
                 "round_progress": s.get("round_progress"),
                 "updated": s.get("updated"),
+                "version": s.get("version"),
+                "started": s.get("started"),
                 # A silent hub's last problems are not news; its silence is.
                 "problems": []
                 if r.role == UNREACHABLE

@@ -9,8 +9,11 @@ from pymongo import DESCENDING
 
 from hub.events import list_events
 from hub.health_check import Thresholds
-from hub.portal.listing import merge_rows
+from hub.outcome_summary import LATEST_OUTCOMES
+from hub.portal.host_listing import HostListing
+from hub.portal.listing import HostQuery
 from hub.portal.overview import Reader
+from hub.queries import outcome_row
 from hub.release_generations import GENERATIONS
 from hub.store import LAST_SEEN
 from hubcluster.keys import fingerprint_from_sha
@@ -20,25 +23,32 @@ RELEASES_SHOWN = 50
 TIMELINE = 30
 
 
-def host_rows(reader: Reader) -> list[dict[str, Any]]:
-    queries = reader.queries
-    now = dt.datetime.now(dt.UTC)
-    hosts = queries.hosts()
-    compliance = queries.compliance()["hosts"]
-    return merge_rows(hosts, compliance, now, Thresholds().stale_after)
+def listing(reader: Reader) -> HostListing:
+    return HostListing(reader.queries.db, dt.datetime.now(dt.UTC), Thresholds().stale_after)
+
+
+def hosts_page(reader: Reader, query: HostQuery) -> tuple[list[dict[str, Any]], int, int]:
+    """(the page's rows, hosts matching, pages) of the hosts table."""
+    return listing(reader).page(query)
+
+
+def host_rows(reader: Reader, query: HostQuery) -> list[dict[str, Any]]:
+    """Every row the query selects, in its order (the CSV export)."""
+    return listing(reader).everything(query)
 
 
 def host_detail(reader: Reader, name: str) -> dict[str, Any]:
     """One host; raises hub.queries.QueryError when no host (or several) match `name`."""
     queries = reader.queries
     sha = queries.resolve_host(name)
-    row = next(r for r in host_rows(reader) if r["key"] == sha)
-    outcome = next((c for c in queries.compliance()["hosts"] if c["key"] == sha), None)
+    (row,) = listing(reader).rows([sha])
+    latest = queries.db[LATEST_OUTCOMES].find_one({"_id": sha})
+    now = dt.datetime.now(dt.UTC)
     reports = queries.reports(name, last=TIMELINE)
     return {
         "host": row,
         "fingerprint": fingerprint_from_sha(sha),
-        "outcome": outcome,
+        "outcome": None if latest is None else outcome_row(sha, row["host"], latest, now),
         "reports": list(reversed(reports)),  # newest first
         "seen_by_hub": reader.store.reading(LAST_SEEN).find_one({"_id": sha}, {"_id": 0}),
     }

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from hub.portal import fleet_data
-from hub.portal.listing import ListingError, PastLastPage, page_of, parse_query, select
+from hub.portal.listing import HostQuery, ListingError, PastLastPage, parse_query
 from hub.queries import QueryError
 
 if TYPE_CHECKING:
@@ -101,17 +101,20 @@ class FleetPages:
             Route("/api/history", self.api_history, name="api_history"),
         ]
 
-    async def _listing(self, request: Request) -> dict[str, Any]:
-        hubs = self.pages.portal.expected_hubs()
+    def _query(self, request: Request) -> HostQuery:
         try:
-            query = parse_query(request.query_params, hubs)
-            rows = select(await read(fleet_data.host_rows, self.reader), query)
-            shown, pages = page_of(rows, query.page)
-        except PastLastPage as exc:
-            raise HTTPException(404, str(exc)) from None
+            return parse_query(request.query_params, self.pages.portal.expected_hubs())
         except ListingError as exc:
             raise HTTPException(400, str(exc)) from None
-        return {"query": query, "rows": shown, "pages": pages, "total": len(rows), "hubs": hubs}
+
+    async def _listing(self, request: Request) -> dict[str, Any]:
+        query = self._query(request)
+        try:
+            rows, total, pages = await read(fleet_data.hosts_page, self.reader, query)
+        except PastLastPage as exc:
+            raise HTTPException(404, str(exc)) from None
+        hubs = self.pages.portal.expected_hubs()
+        return {"query": query, "rows": rows, "pages": pages, "total": total, "hubs": hubs}
 
     async def hosts(self, request: Request) -> Response:
         account = self.pages.page_account(request)
@@ -124,12 +127,7 @@ class FleetPages:
 
     async def hosts_csv(self, request: Request) -> Response:
         self.pages.api_account(request)
-        hubs = self.pages.portal.expected_hubs()
-        try:
-            query = parse_query(request.query_params, hubs)
-        except ListingError as exc:
-            raise HTTPException(400, str(exc)) from None
-        rows = select(await read(fleet_data.host_rows, self.reader), query)
+        rows = await read(fleet_data.host_rows, self.reader, self._query(request))
         return csv_response(rows, HOST_COLUMNS, "hosts")
 
     async def api_hosts(self, request: Request) -> Response:

@@ -2,13 +2,13 @@
 
 An error names the parameter and what it accepts, never echoes what was sent.
 
-Filtering, sorting and pagination happen on the hub (server side), so a browser never
-receives 10,000 rows; a bad parameter is a ListingError naming it (a 400 page).
+Filtering, sorting and pagination happen on the hub, in the database where it can
+(hub.portal.host_listing), so a browser never receives 10,000 rows; a bad parameter is a
+ListingError naming it (a 400 page).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,63 +71,3 @@ def parse_query(params: Mapping[str, str], hubs: list[str]) -> HostQuery:
     if not page_text.isdigit() or len(page_text) > 7 or not 1 <= int(page_text) <= MAX_PAGE:
         raise ListingError(f"page: a whole number from 1 to {MAX_PAGE}")
     return HostQuery(search, chosen, hub, sort, order == "desc", int(page_text))
-
-
-def merge_rows(
-    hosts: list[dict[str, Any]],
-    compliance: list[dict[str, Any]],
-    now: dt.datetime,
-    stale_after: float,
-) -> list[dict]:
-    """Registered hosts (hub.queries.Queries.hosts) with their latest run's compliance."""
-    by_key = {c["key"]: c for c in compliance}
-    rows = []
-    for host in hosts:
-        outcome = by_key.get(host["key"])
-        seen = host["last_seen"]
-        rows.append(
-            {
-                **host,
-                "stale": seen is None or (now - seen).total_seconds() > stale_after,
-                "compliant": None if outcome is None else outcome["compliant"],
-                "not_kept": [] if outcome is None else outcome["not_kept_promises"],
-                "ran": None if outcome is None else outcome["ran"],
-            }
-        )
-    return rows
-
-
-_EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
-def _sort_key(sort: str) -> Any:
-    if sort == "last_seen":
-        return lambda r: r["last_seen"] or _EPOCH
-    if sort == "compliant":
-        return lambda r: (r["compliant"] is None, bool(r["compliant"]), r["host"] or "")
-    if sort == "reports":
-        return lambda r: r["reports"]
-    return lambda r: r[sort] or ""
-
-
-def select(rows: list[dict], query: HostQuery) -> list[dict]:
-    """The rows the query's search and filters keep, in its order (every page)."""
-    needle = query.search.lower()
-    kept = [
-        r
-        for r in rows
-        if (not needle or needle in (r["host"] or "").lower() or r["key"].startswith(needle))
-        and (query.filter != "stale" or r["stale"])
-        and (query.filter != "noncompliant" or r["compliant"] is False)
-        and (not query.hub or query.hub in r["seen_by"])
-    ]
-    return sorted(kept, key=_sort_key(query.sort), reverse=query.descending)
-
-
-def page_of(rows: list[dict], page: int) -> tuple[list[dict], int]:
-    """(the page's rows, the number of pages); a page past the last is a ListingError."""
-    pages = max(1, -(-len(rows) // PAGE_SIZE))
-    if page > pages:
-        raise PastLastPage(f"page: there {'is' if pages == 1 else 'are'} only {pages}")
-    start = (page - 1) * PAGE_SIZE
-    return rows[start : start + PAGE_SIZE], pages

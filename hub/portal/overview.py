@@ -1,7 +1,8 @@
 """What the overview page shows, gathered in one blocking call (run in a thread).
 
 Read from secondaries within the staleness bound, like `hubctl query`: hub states, the
-last round, per-host last-seen and latest-outcome summaries, never the reports themselves.
+last round, counts of clients by last contact, and the fleet's compliance as the master
+recorded it after its last round (hub.compliance_history); never a document per host.
 Roles come from hub.hub_roles (the one judgement of master/standby/unreachable).
 """
 
@@ -14,12 +15,15 @@ from typing import Any
 
 import pymongo
 from pymongo import monitoring
+from pymongo.database import Database
 
+from hub import compliance_history as ch
 from hub.health_check import Thresholds
 from hub.hub_roles import classify_hubs, master_of
+from hub.portal.host_listing import count_matching
 from hub.queries import Queries, read_preference
 from hub.replset import ReplicaSet
-from hub.store import HubStore
+from hub.store import HOSTS, LAST_SEEN, HubStore
 
 
 class AnsweredBy(monitoring.CommandListener):
@@ -64,15 +68,19 @@ class Reader:
         self.client.close()
 
 
-def client_counts(hosts: list[dict[str, Any]], now: dt.datetime, stale_after: float) -> dict:
-    never = sum(1 for h in hosts if h["last_seen"] is None)
-    stale = sum(
-        1
-        for h in hosts
-        if h["last_seen"] is not None and (now - h["last_seen"]).total_seconds() > stale_after
-    )
-    fresh = len(hosts) - never - stale
-    return {"total": len(hosts), "fresh": fresh, "stale": stale, "never": never}
+def client_counts(db: Database, now: dt.datetime, stale_after: float) -> dict[str, int]:
+    """Registered clients fresh, stale and never seen, counted in the database."""
+    total = count_matching(db[HOSTS], {})
+    seen = count_matching(db[LAST_SEEN], {})  # every contact sets `latest` (record_last_seen)
+    cutoff = now - dt.timedelta(seconds=stale_after)
+    fresh = count_matching(db[LAST_SEEN], {"latest": {"$gte": cutoff}})
+    return {"total": total, "fresh": fresh, "stale": seen - fresh, "never": max(0, total - seen)}
+
+
+def fleet_compliance(db: Database) -> dict[str, Any]:
+    """The master's newest compliance record (hub.compliance_history), else counted now."""
+    newest = ch.recent(db[ch.COMPLIANCE_HISTORY], 1)
+    return newest[0] if newest else ch.fleet_compliance(db)
 
 
 def gather_overview(reader: Reader, expected: list[str]) -> dict[str, Any]:
@@ -102,8 +110,7 @@ def gather_overview(reader: Reader, expected: list[str]) -> dict[str, Any]:
         )
     master = master_of(roles)
     rounds = store.last_rounds(1)
-    hosts = queries.hosts()
-    fleet = queries.compliance()["fleet"]
+    fleet = fleet_compliance(queries.db)
     answered = reader.answered.last()
     return {
         "now": now,
@@ -117,7 +124,9 @@ def gather_overview(reader: Reader, expected: list[str]) -> dict[str, Any]:
             for m in topology.members
             if m.frozen_until is not None and m.frozen_until > now
         },
-        "clients": client_counts(hosts, now, Thresholds().stale_after),
-        "compliance": {k: fleet[k] for k in ("hosts", "reporting", "compliant", "share")},
+        "clients": client_counts(queries.db, now, Thresholds().stale_after),
+        "compliance": {
+            k: fleet.get(k) for k in ("hosts", "reporting", "compliant", "share", ch.TIME)
+        },
         "answered_by": answered,
     }

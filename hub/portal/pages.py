@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from hub.portal import auth
 from hub.portal.actions import AdminActions
+from hub.portal.chart_routes import ChartRoutes
 from hub.portal.fleet_pages import FleetPages
 from hub.portal.forms import read_form
 from hub.portal.overview import gather_overview
@@ -61,6 +62,7 @@ class Pages:
             Route("/logout", self.logout, methods=["POST"], name="logout"),
             Route("/api/overview", self.api_overview, name="api_overview"),
             *FleetPages(self).routes(),
+            *ChartRoutes(self).routes(),
             *AdminActions(self).routes(),
         ]
 

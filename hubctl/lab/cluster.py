@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -17,16 +18,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pymongo
 
 from client_agent.spool import Spool
 from hub.keystore import KeyStore
-from hub.mongo import DB_NAME, connect
-from hub.replset import ReplicaSet
+from hub.mongo import DB_NAME, use_access
+from hub.mongo_access import MongoAccess
 from hubcluster.keys import ensure_key_pair, key_fingerprint
 from hubctl.lab.agent_processes import AgentForker, AgentProcess
+from hubctl.lab.haproxy import LabHaproxy
 from hubctl.lab.mongod_cluster import MongodCluster
 from hubctl.lab.ports import free_port, wait_port
 from hubctl.lab.standin import StandinCluster
+from hubctl.lab.standin.credentials import ClusterCredentials
 
 SAMPLE_PROMISES = """\
 # The lab's sample policy: one promise kept, one repaired once, one out of context.
@@ -95,6 +101,7 @@ class LabCluster:
     sync_interval: float = 5.0
     state_interval: float = 2.0
     bootstrap_concurrency: int = 4
+    hub_config_extra: str = ""  # TOML appended to every hub config (e.g. [remediation])
     hubs: list[LabHub] = field(default_factory=list)
     fleet: list[LabClient] = field(default_factory=list)
     standin: StandinCluster | MongodCluster | None = None
@@ -103,6 +110,9 @@ class LabCluster:
     disruptions: dict[str, tuple[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     forker: AgentForker | None = None
+    haproxy: LabHaproxy | None = None  # started by start_haproxy (hubctl lab up)
+    credentials_dir: Path | None = None
+    _credentials: ClusterCredentials | None = field(default=None, init=False, repr=False)
     # The portal's lab users, "admin" and "viewer", share this password (printed by lab up);
     # scripts use the viewer token "lab.<secret>".
     portal_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
@@ -119,21 +129,59 @@ class LabCluster:
     def replset_kind(self) -> str:
         return "real mongod processes" if shutil.which("mongod") else "the wire-level stand-in"
 
+    # ----- who connects: hub.db_roles' users over TLS, as in production ------------------
+    @property
+    def credentials(self) -> ClusterCredentials:
+        """The lab's password files (0600) and private CA: in `credentials_dir` (lab up: the
+        lab's directory), else the process's (every lab of a test session alike)."""
+        if self._credentials is None:
+            if self.credentials_dir is not None:
+                self._credentials = ClusterCredentials(self.credentials_dir)
+            else:
+                self._credentials = ClusterCredentials.shared()
+        return self._credentials
+
+    def access(self, user: str | None = "operator") -> MongoAccess | None:
+        return self.credentials.access(user)
+
+    def env(self, user: str | None = "operator") -> dict[str, str]:
+        """HUBCLUSTER_MONGO_* for a child that must be `user` (hubctl: the operator)."""
+        return self.credentials.env(user)
+
+    def child_env(self, user: str | None = "operator") -> dict[str, str]:
+        """This process's environment with `user`'s credentials: for hubctl children."""
+        return {**os.environ, **self.env(user)}
+
+    def client(self, user: str | None = "operator", **kwargs: Any) -> pymongo.MongoClient:
+        return self.credentials.client(self.uri, user, **kwargs)
+
+    def operator_lines(self, shown: Path | None = None) -> list[str]:
+        """How the person at the terminal runs hubctl as the operator (lab up prints it);
+        paths under the lab's directory are shown under `shown` (the --dir as typed)."""
+
+        def show(path: Path) -> Path:
+            if shown is None or not path.is_relative_to(self.directory):
+                return path
+            return shown / path.relative_to(self.directory)
+
+        env_file = self.credentials.env_file("operator")
+        return [
+            f"db users (SCRAM, TLS): password files in {show(self.credentials.passwords_dir)}",
+            f"hubctl as the operator: . {show(env_file)}",
+        ]
+
     def start_replset(self) -> None:
+        """Start the members and initiate them as init-replset --create-users does; this
+        process is the operator afterwards (hub.mongo's access)."""
         if shutil.which("mongod"):
-            self.standin = MongodCluster(self.directory / "mongod").start()
+            self.standin = MongodCluster(self.directory / "mongod", credentials=self.credentials)
+            self.standin.start()
         else:
-            self.standin = StandinCluster(election_timeout=self.election_timeout).start()
-        rs = ReplicaSet(self.standin.uri)
-        try:
-            rs.initiate(
-                self.standin.hosts,
-                self.standin.set_name,
-                election_timeout_ms=int(self.election_timeout * 1000),
-                hub_names={host: f"hub{i}" for i, host in enumerate(self.standin.hosts, 1)},
-            )
-        finally:
-            rs.close()
+            self.standin = StandinCluster(
+                election_timeout=self.election_timeout, credentials=self.credentials
+            ).start()
+        self.standin.initiate(election_timeout_ms=int(self.election_timeout * 1000))
+        use_access(self.access("operator"))
 
     def write_hubs(self) -> None:
         assert self.standin is not None
@@ -174,8 +222,22 @@ class LabCluster:
             if proc.returncode != 0:
                 raise RuntimeError(f"hubd init of {h.name} failed: {err.decode().strip()}")
 
+    def hub_password_file(self, hub: LabHub) -> Path:
+        """`hub`'s copy of the hubd user's password, mode 0600, as the deploy puts it."""
+        path = hub.workdir.parent / f"{hub.name}-mongo-password"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(self.credentials.password_file("hubd").read_text())
+        return path
+
+    def _replset_section(self, hub: LabHub) -> str:
+        password_file = self.hub_password_file(hub) if self.credentials.auth else None
+        access = self.credentials.config_lines("hubd", password_file)
+        return f'[replset]\nuri = "{self.uri}"\n{access}\n'
+
     def write_hub_config(self, hub: LabHub) -> None:
-        """`hub`'s config; its [[hubs]] are the lab's hubs as they are now."""
+        """`hub`'s config; its [[hubs]] are the lab's hubs as they are now; hubd logs in as
+        the hubd user, checking mongod's certificate against the lab's CA."""
         entries = "".join(
             f'[[hubs]]\nname = "{h.name}"\nmongo = "{h.member}"\nservice = "{h.service}"\n\n'
             for h in self.hubs
@@ -184,12 +246,12 @@ class LabCluster:
             f'[hub]\nname = "{hub.name}"\nworkdir = "{hub.workdir}"\nlisten = "{hub.service}"\n'
             'trust_keys_from = ["127.0.0.0/8"]\n'
             f'state_interval = "{self.state_interval}s"\n\n'
-            f'[replset]\nuri = "{self.uri}"\n\n'
+            f"{self._replset_section(hub)}"
             f'[collector]\ninterval = "{self.collect_interval}s"\nifelapsed = "0s"\n'
             'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
             f'[sync]\ninterval = "{self.sync_interval}s"\n\n'
             f'[portal]\nbind = "127.0.0.1"\nport = {hub.portal_port}\n\n'
-            f"{self.portal_users()}{entries}"
+            f"{self.portal_users()}{entries}{self.hub_config_extra}"
         )
 
     def replace(self, name: str) -> str:
@@ -252,6 +314,7 @@ class LabCluster:
             capture_output=True,
             text=True,
             timeout=60,
+            env=self.child_env("operator"),
         )
         if out.returncode != 0:
             raise RuntimeError(f"publishing the sample policy failed: {out.stderr.strip()}")
@@ -385,7 +448,7 @@ class LabCluster:
 
     def stored(self) -> dict[str, list[int]]:
         """Each client's stored report sequence numbers, from the database (primary)."""
-        client = connect(self.uri, timeout=10)
+        client = self.client("reader", serverSelectionTimeoutMS=10_000)
         try:
             db = client[DB_NAME]
             names = {d["_id"]: d["hostname"] for d in db.hosts.find()}
@@ -435,7 +498,14 @@ class LabCluster:
         """Where each hub's portal answers, one line per hub, and how to log in."""
         lines = [f"portal of {h.name}: {h.portal_url}" for h in self.hubs]
         lines += [f"metrics of {h.name}: {h.portal_url}metrics" for h in self.hubs]
+        lines += self.haproxy.lines() if self.haproxy is not None else []
         return lines + [f"portal login: admin or viewer, password {self.portal_password}"]
+
+    def start_haproxy(self) -> None:
+        """Debian's HAProxy on loopback in front of the portals (HaproxyMissing if none)."""
+        haproxy = LabHaproxy(self.directory, [(h.name, h.portal_port) for h in self.hubs])
+        haproxy.start()
+        self.haproxy = haproxy
 
     def portal_users(self) -> str:
         """The [[portal.users]] of every lab hub (an admin and a viewer) and a viewer token."""
@@ -476,6 +546,9 @@ class LabCluster:
                 for h in self.hubs
             ],
             "clients": len(self.fleet),
+            "haproxy": None
+            if self.haproxy is None
+            else {"read": self.haproxy.read_url, "master": self.haproxy.master_url},
         }
 
     def save_state(self, control: str | None = None) -> None:
@@ -504,7 +577,11 @@ class LabCluster:
         if self.forker is not None:
             self.forker.close()
             self.forker = None
+        if self.haproxy is not None:
+            self.haproxy.stop()
+            self.haproxy = None
         for h in self.hubs:
             self.stop_hub(h)
         if self.standin is not None:
             self.standin.stop()
+        use_access(None)

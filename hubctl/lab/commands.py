@@ -5,13 +5,17 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hubctl.duration_option import ELECTION_TIMEOUT, duration_option
 from hubctl.lab import lab_commands
 from hubctl.output import EXIT_USAGE, fail, print_json, say
+
+if TYPE_CHECKING:
+    from hubctl.lab.standin import StandinCluster
 
 lab_app = typer.Typer(help="A local lab: the replica-set stand-in, or a whole cluster on loopback.")
 
@@ -44,7 +48,8 @@ def lab_mongo(
         bool, typer.Option("--initiate", help="Initiate the set and print what to try next")
     ] = False,
 ) -> None:
-    """Run the replica-set stand-in in the foreground: URI on line 1, control address on line 2."""
+    """Run the replica-set stand-in in the foreground: URI on line 1, control address on line 2,
+    on line 3 the file that makes a shell the operator (`. FILE`: access control and TLS)."""
     from hubctl.lab.standin import StandinCluster
     from hubctl.lab.standin.control import serve_control
 
@@ -64,15 +69,19 @@ def lab_mongo(
     try:
         sys.stdout.write(cluster.uri + "\n")
         sys.stdout.write(f"127.0.0.1:{control.server_address[1]}\n")
+        env_file = cluster.credentials.env_file("operator")
+        sys.stdout.write(f"{env_file}\n")
         sys.stdout.flush()
         hint = "" if initiate else "initiate it with hubctl init-replset; "
         sys.stderr.write(
-            f"stand-in replica set {name}: {members} members, election timeout {timeout:g}s; "
-            f"{hint}Ctrl-C stops it\n"
+            f"stand-in replica set {name}: {members} members, election timeout {timeout:g}s, "
+            f"access control and TLS on; {hint}Ctrl-C stops it\n"
         )
         if initiate:
-            _initiate_and_guide(
-                cluster.uri, cluster.hosts, name, f"127.0.0.1:{control.server_address[1]}"
+            _initiate_and_guide(cluster, env_file, f"127.0.0.1:{control.server_address[1]}")
+        else:
+            sys.stderr.write(
+                f"users: --create-users {cluster.passwords_dir}\nas the operator: . {env_file}\n"
             )
         stop.wait()
     finally:
@@ -104,23 +113,29 @@ def lab_ctl(
         say(f"{answer['action']} {answer['member']}: done")
 
 
-def _initiate_and_guide(uri: str, hosts: list[str], name: str, control: str) -> None:
+def _initiate_and_guide(cluster: StandinCluster, env_file: Path, control: str) -> None:
+    """Initiate with the users (as init-replset --create-users), show the set, and print
+    what to try; hubctl there takes the operator's credentials from the sourced file."""
     from rich.console import Console
 
+    from hub.mongo import access_as
     from hub.replset import ReplicaSet
     from hubctl.replset_commands import render_topology
 
-    rs = ReplicaSet(uri)
-    try:
-        rs.initiate(hosts, name)
-        topo = rs.topology()
-    finally:
-        rs.close()
+    uri, hosts = cluster.uri, cluster.hosts
+    cluster.initiate()
+    with access_as(cluster.access("operator")):
+        rs = ReplicaSet(uri)
+        try:
+            topo = rs.topology()
+        finally:
+            rs.close()
     out = Console(stderr=True)
     out.print(render_topology(topo))
     out.soft_wrap = True
     out.print(
         f"""Try, in another shell:
+  . {env_file}
   export HUBCTL_MONGO_URI='{uri}'
   .venv/bin/hubctl status
   .venv/bin/hubctl stepdown --to {hosts[-1]}

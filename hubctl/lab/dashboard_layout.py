@@ -155,6 +155,9 @@ class Dashboard:
         for h in self.snap["status"]["hubs"]:
             if h.get("portal"):
                 yield Text(f"portal of {h['name']}  {h['portal']}")
+        balanced = self.snap["status"].get("haproxy")
+        if balanced:
+            yield Text(f"portal via haproxy  {balanced['read']}  master {balanced['master']}")
 
     def _clients(self, width: int, rows: int) -> Grid | None:
         """Each client and the hub it points at, in as many columns and rows as there is

@@ -62,11 +62,13 @@ def up(
 ) -> None:
     """Bring up three hubs, a replica set, and CLIENTS clients; show a live dashboard."""
     from hubctl.lab.dashboard import Timeline, render, snapshot
+    from hubctl.lab.haproxy import HaproxyMissing, haproxy_binary
     from hubctl.lab.prometheus import LabPrometheus, PrometheusMissing
 
     if (directory / "lab.json").exists() and _lab_alive(directory):
         fail(f"a lab is already running in {directory} (hubctl lab down --dir {directory})")
     lab = LabCluster(directory.resolve(), clients, election_timeout, collect_interval)
+    lab.credentials_dir = lab.directory / "db"  # where lab up tells the operator to look
     scraper: LabPrometheus | None = None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,10 +78,17 @@ def up(
         with err_console.status("starting the replica set, three hubd, and the clients..."):
             lab.up()
         err_console.print(lab.ready_line(), highlight=False)
+        if haproxy_binary() is not None:
+            try:
+                lab.start_haproxy()
+            except (HaproxyMissing, RuntimeError) as exc:
+                err_console.print(f"no haproxy: {exc}", highlight=False)
         control = serve_control(lab, on_down=stop.set)
         address = f"127.0.0.1:{control.server_address[1]}"
         lab.save_state(address)
         say(f"export HUBCTL_MONGO_URI='{lab.uri}'")
+        for line in lab.operator_lines(directory):
+            say(line)
         for line in lab.portal_lines():
             say(line)
         if prometheus:

@@ -1,25 +1,45 @@
-"""Three real `mongod --replSet` processes on loopback, with the stand-in's control surface.
+"""Real `mongod --replSet` processes on loopback, with the stand-in's control surface.
 
 The lab uses them instead of the stand-in when `mongod` is on PATH; the real-mongod test
-tier too. A network cut of one member needs more than processes, so isolate/heal say so.
+tier too. They run as production does: members authenticate each other with a keyFile,
+clients log in (--auth, SCRAM users made through the localhost exception by the
+init-replset code path) and every connection is TLS (requireTLS, a private CA: clients
+check the members' certificate, members check each other's). A network cut of one member
+needs more than processes, so isolate/heal say so.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 from pathlib import Path
 
+from pymongo.errors import PyMongoError
+
 from hubctl.lab.ports import free_port, wait_port
+from hubctl.lab.standin.credentials import ClusterCredentials, CredentialedCluster
+
+# replSetGetStatus' myState names the tests and the dashboard use.
+_STATES = {1: "PRIMARY", 2: "SECONDARY", 0: "STARTUP", 5: "STARTUP2", 3: "RECOVERING"}
 
 
-class MongodCluster:
-    """Same attributes as StandinCluster that tests use: hosts, uri, set_name, kill, revive."""
+class MongodCluster(CredentialedCluster):
+    """Same attributes as StandinCluster that tests use: hosts, uri, set_name, kill, revive,
+    initiate, access, client, env."""
 
-    def __init__(self, workdir: Path, size: int = 3, set_name: str = "CFEngineNova") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        size: int = 3,
+        set_name: str = "CFEngineNova",
+        credentials: ClusterCredentials | None = None,
+    ) -> None:
         self.workdir = workdir
         self.set_name = set_name
         self.ports = [free_port() for _ in range(size)]
         self.procs: dict[int, subprocess.Popen] = {}
+        self.credentials = credentials or ClusterCredentials.shared()
 
     @property
     def hosts(self) -> list[str]:
@@ -31,6 +51,43 @@ class MongodCluster:
 
     def _index(self, member: str | int) -> int:
         return self.hosts.index(member) if isinstance(member, str) else member
+
+    def _key_file(self) -> Path:
+        """The members' shared secret: base64 characters only (6 to 1024), owner-only."""
+        path = self.workdir / "keyfile"
+        if not path.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(base64.b64encode(os.urandom(512)).decode() + "\n")
+        return path
+
+    def _certificate_key_file(self) -> Path:
+        """--tlsCertificateKeyFile: the member's certificate (and chain) and key in one PEM."""
+        files = self.credentials.tls_files
+        assert files is not None
+        path = self.workdir / "member-with-key.pem"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_bytes(files.cert_file.read_bytes() + files.key_file.read_bytes())
+        return path
+
+    def _security_options(self) -> list[str]:
+        options: list[str] = []
+        if self.credentials.auth:
+            options += ["--auth", "--keyFile", str(self._key_file())]
+        if self.credentials.tls_files is not None:
+            options += [
+                "--tlsMode",
+                "requireTLS",
+                "--tlsCertificateKeyFile",
+                str(self._certificate_key_file()),
+                "--tlsCAFile",
+                str(self.credentials.tls_files.ca_file),
+                # Clients prove who they are with SCRAM, not a certificate; a certificate
+                # that is presented (the members') is still checked against the CA.
+                "--tlsAllowConnectionsWithoutCertificates",
+            ]
+        return options
 
     def _spawn(self, index: int) -> None:
         port = self.ports[index]
@@ -50,6 +107,7 @@ class MongodCluster:
                 str(dbpath),
                 "--oplogSize",
                 "64",
+                *self._security_options(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -84,26 +142,22 @@ class MongodCluster:
 
     heal = isolate
 
-    def primary(self) -> str | None:
-        from hub.replset import ReplicaSet
-
-        rs = ReplicaSet(self.uri, timeout=2.0)
+    def _member_states(self) -> dict[str, str]:
+        """Each member's state as the set says, read as the operator; {} without an answer."""
         try:
-            return rs.topology().primary
-        except Exception:  # noqa: BLE001 - no answer means no primary to report
-            return None
-        finally:
-            rs.close()
+            with self.client("operator", serverSelectionTimeoutMS=2000) as client:
+                status = client.admin.command("replSetGetStatus")
+        except PyMongoError:
+            return {}
+        return {
+            m["name"]: m.get("stateStr", _STATES.get(m["state"], "?")) for m in status["members"]
+        }
+
+    def primary(self) -> str | None:
+        return next((n for n, s in self._member_states().items() if s == "PRIMARY"), None)
 
     def status(self) -> dict:
-        from hub.replset import ReplicaSet
-
-        rs = ReplicaSet(self.uri, timeout=2.0)
-        try:
-            topo = rs.topology()
-        finally:
-            rs.close()
-        views = {m.name: m for m in topo.members}
+        states = self._member_states()
         return {
             "set": self.set_name,
             "members": [
@@ -111,7 +165,7 @@ class MongodCluster:
                     "name": host,
                     "alive": index in self.procs,
                     "isolated": False,
-                    "state": views[host].state if host in views else "DOWN",
+                    "state": states.get(host, "DOWN") if index in self.procs else "DOWN",
                 }
                 for index, host in enumerate(self.hosts)
             ],

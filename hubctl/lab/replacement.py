@@ -74,6 +74,7 @@ def replace_hub(lab: LabCluster, name: str) -> str:
         capture_output=True,
         text=True,
         timeout=CATCH_UP_WAIT + 60,
+        env=lab.child_env("operator"),  # its credentials, never on the command line
     )
     if swap.returncode != 0:
         said = swap.stderr.strip().splitlines() or ["no output"]

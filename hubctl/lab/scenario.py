@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import tempfile
 import time
@@ -31,8 +32,23 @@ class Step:
 
 
 def failover(clients: int = 6, directory: Path | None = None) -> list[tuple[str, bool, float]]:
-    """Collect, kill the master, wait for the new one, check re-pointing and every report."""
-    where = directory or Path(tempfile.mkdtemp(prefix="hubcluster-scenario-"))
+    """Collect, kill the master, wait for the new one, check re-pointing and every report.
+
+    A lab directory of its own is removed when every step held and kept (named in the last
+    row) when one failed, for its hub logs.
+    """
+    if directory is not None:
+        return _failover(clients, directory)
+    where = Path(tempfile.mkdtemp(prefix="hubcluster-scenario-"))
+    rows = _failover(clients, where)
+    if rows and all(ok for _, ok, _ in rows):
+        shutil.rmtree(where, ignore_errors=True)
+    else:
+        rows.append((f"hub logs kept in {where}", False, rows[-1][2] if rows else 0.0))
+    return rows
+
+
+def _failover(clients: int, where: Path) -> list[tuple[str, bool, float]]:
     lab = LabCluster(where, clients, election_timeout=2.0, collect_interval=1.0, sync_interval=1.0)
     step = Step()
     try:
@@ -77,5 +93,6 @@ def _history_has(lab: LabCluster, text: str) -> bool:
         capture_output=True,
         text=True,
         timeout=60,
+        env=lab.child_env("operator"),
     )
     return text in out.stdout

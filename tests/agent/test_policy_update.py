@@ -1,8 +1,9 @@
-"""Delta policy updates over SFTP: only changed files move, the swap is atomic, cuts are safe."""
+"""Delta policy updates: only changed files move, the swap is atomic, cuts are safe."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import threading
@@ -29,11 +30,10 @@ def bootstrapped(hubs, tmp_path):
     return config, ClientState(config.workdir)
 
 
-async def update(hubs, state: ClientState, release: str, sftp_wrapper=None):
+async def update(hubs, state: ClientState, release: str, session_wrapper=None):
     async with open_hub(hubs.addresses[0], state.client_key(), hubs.hub_key, 5.0) as session:
-        async with session.sftp() as sftp:
-            wrapped = sftp_wrapper(sftp, session.conn) if sftp_wrapper else sftp
-            return await update_policy(state, wrapped, release)
+        wrapped = session_wrapper(session) if session_wrapper else session
+        return await update_policy(state, wrapped, release)
 
 
 def test_delta_update_moves_only_changed_files(make_hubs, tmp_path):
@@ -54,8 +54,11 @@ def test_delta_update_moves_only_changed_files(make_hubs, tmp_path):
     assert result.update.release == second and result.update.changed
     assert result.update.files_fetched == 2
     assert result.update.files_reused == 49  # 48 unchanged + promises.toml
-    manifest_size = manifest_path(hubs.masterfiles(), second).stat().st_size
-    assert result.update.bytes_moved == manifest_size + len("changed\n") + len("added\n")
+    # The manifest came as a delta against the release in force (recorded beside its tree):
+    # everything on the wire is a few hundred bytes, far less than the manifest alone.
+    hub_manifest = manifest_path(hubs.masterfiles(), second).read_bytes()
+    assert result.update.bytes_moved < 400 < len(hub_manifest)
+    assert (state.inputs_store / f"{second}.manifest.json").read_bytes() == hub_manifest
     assert state.current_release() == second
     assert (state.inputs / "d3" / "f3.txt").read_text() == "changed\n"
     assert not (state.inputs / "d4" / "f4.txt").exists()
@@ -160,37 +163,64 @@ def test_vanished_file_leaves_the_old_policy_and_the_retry_resumes(make_hubs, tm
 
 
 class CutAfter:
-    """An SFTP client whose connection is cut while the n-th file is being fetched."""
+    """A hub session whose connection is cut once `n` bytes of a release transfer came in."""
 
-    def __init__(self, sftp, conn, n: int) -> None:
-        self.sftp, self.conn, self.n, self.calls = sftp, conn, n, 0
+    def __init__(self, session, n: int) -> None:
+        self.address, self.conn, self._conn = session.address, self, session.conn
+        self.n, self.got = n, 0
 
-    def open(self, *args, **kwargs):
-        return self.sftp.open(*args, **kwargs)
+    @contextlib.asynccontextmanager
+    async def create_process(self, *args, **kwargs):
+        async with self._conn.create_process(*args, **kwargs) as process:
+            real_read = process.stdout.read
 
-    async def get(self, remote: str, local: str) -> None:
-        self.calls += 1
-        if self.calls == self.n:
-            self.conn.abort()
-        await self.sftp.get(remote, local)
+            async def read(n: int = -1) -> bytes:
+                data = await real_read(n)
+                self.got += len(data)
+                if self.got >= self.n:
+                    self._conn.abort()
+                return data
+
+            process.stdout.read = read
+            yield process
 
 
-def test_connection_cut_mid_transfer_leaves_the_old_policy(make_hubs, tmp_path):
+def incompressible_tree(marker: str, count: int) -> dict[str, str]:
+    return {f"d{i % 7}/f{i}.txt": marker + os.urandom(24 * 1024).hex() for i in range(count)}
+
+
+def test_connection_cut_mid_transfer_leaves_the_old_policy_and_the_retry_resumes(
+    make_hubs, tmp_path
+):
     hubs = make_hubs()
     first = hubs.publish(tree("A", 40))
     config, state = bootstrapped(hubs, tmp_path)
-    second = hubs.publish(tree("B", 40))
+    second = hubs.publish(incompressible_tree("B", 40))  # about 1 MB on the wire
 
-    with pytest.raises(PolicyUpdateError, match=f"kept release {first}"):
-        asyncio.run(update(hubs, state, second, lambda sftp, conn: CutAfter(sftp, conn, 20)))
+    cut = None
+
+    def cutting(session):
+        nonlocal cut
+        cut = CutAfter(session, 400_000)
+        return cut
+
+    with pytest.raises(PolicyUpdateError, match=f"kept release {first}") as refused:
+        asyncio.run(update(hubs, state, second, cutting))
+    assert len(str(refused.value).splitlines()) == 1
+    assert 400_000 <= cut.got < 1_000_000
     assert state.current_release() == first
     assert read_whole_tree(state.inputs) == ({"A"}, 40)
     assert not list(state.workdir.glob(".inputs*"))
+    arrived = list((state.inputs_store / f"{second}.partial").rglob("f*.txt"))
+    assert 5 < len(arrived) < 40
 
     result = asyncio.run(update(hubs, state, second))
     assert result.changed and state.current_release() == second
+    # What arrived before the cut is kept (re-hashed, never trusted blindly), the rest fetched.
+    assert result.files_fetched == 40 - len(arrived)
     assert result.files_fetched + result.files_reused == 41
     assert read_whole_tree(state.inputs) == ({"B"}, 40)
+    assert build_manifest(state.inputs) == build_manifest(release_dir(hubs.masterfiles(), second))
 
 
 def publish_by_hand(hubs, files: dict[str, str]) -> str:

@@ -20,7 +20,8 @@ def test_status_wraps_long_hub_names_and_addresses(standin):
     members = [
         a for n, h in zip(names, standin.hosts, strict=True) for a in ("--member", f"{n}={h}")
     ]
-    init = runner.invoke(app, ["init-replset", *members, "--election-timeout", "500ms"])
+    users = ["--create-users", str(standin.passwords_dir)]
+    init = runner.invoke(app, ["init-replset", *members, "--election-timeout", "500ms", *users])
     assert init.exit_code == 0, init.output
     result = runner.invoke(app, ["status", "--mongo", standin.uri], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncssh
@@ -17,8 +17,11 @@ from client_agent.report_service import start_report_service
 from client_agent.spool import Spool
 from client_agent.state import ClientState
 from hub.collector import Collector
+from hub.collector_pool import CollectorPool
+from hub.collector_worker import WorkerSpec
 from hub.config import CollectorSettings
 from hub.keystore import KeyStore
+from hub.mongo import access_as, connect_member
 from hub.store import HubStore
 from hubcluster.keys import ensure_key_pair, key_sha
 from hubcluster.report_kinds import (
@@ -131,3 +134,32 @@ def collector(
 ) -> Collector:
     """The collector as hubd builds it, for `fleet`'s hub key and ppkeys."""
     return Collector(store, settings, "hub1", fleet.hub_key, fleet.keystore.get, is_master)
+
+
+def pool(
+    cluster,
+    fleet: Fleet,
+    member: str,
+    settings: CollectorSettings = SETTINGS,
+    workers: int = 2,
+    is_master: Callable[[], bool] = lambda: True,
+) -> CollectorPool:
+    """The collector as hubd builds it (hub.node): `workers` processes writing through
+    `member` only, as hubd with the hubd user's credentials, handed to them explicitly."""
+    access = cluster.access("hubd")
+    with access_as(access):
+        own = connect_member(cluster.uri, member, timeout=5, retryWrites=False)
+    settings = replace(settings, workers=workers)
+    spec = WorkerSpec(
+        hub="hub1",
+        uri=cluster.uri,
+        member=member,
+        settings=settings,
+        hub_key_path=fleet.keystore.hub_private_key_path,
+        ppkeys=fleet.keystore.directory,
+        access=access,
+    )
+    store = HubStore(own)
+    return CollectorPool(
+        store, settings, "hub1", fleet.hub_key, fleet.keystore.get, is_master, spec
+    )

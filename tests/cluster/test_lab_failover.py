@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 
 from hubctl.lab.cluster import HUBCTL
@@ -43,12 +44,21 @@ def test_master_killed_clients_follow_and_nothing_is_lost(lab):
     assert lab.master() is second  # the old master came back as a standby
 
 
-def test_scenario_failover_command_checks_itself():
-    result = hubctl("lab", "scenario", "failover", "--clients", "2")
+def test_scenario_failover_command_checks_itself(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        HUBCTL + ["lab", "scenario", "failover", "--clients", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 8 and all(line.startswith("ok") for line in lines)
     assert "no report lost or duplicated" in result.stderr
+    # Its lab directory (hub logs, keys) is gone once every step held.
+    assert list(tmp_path.glob("hubcluster-scenario-*")) == []
 
 
 def test_publish_held_by_a_majority_survives_killing_the_master_at_once(lab):

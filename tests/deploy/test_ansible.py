@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import configparser
 import json
-import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -26,19 +24,20 @@ from pathlib import Path
 import pytest
 
 from hub.config import load_hub_config
+from tests.deploy.playbook import (
+    ANSIBLE_DIR,
+    LINT,
+    PLAYBOOK,
+    ansible_env,
+    recap,
+    run_playbook,
+    task_results,
+    wheel_version,
+    write_inventory,
+)
 
-ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
 ROLES = ("hubcluster", "mongodb_member", "hub", "replset", "client")
 
-
-def _tool(name: str) -> str | None:
-    """A console script of this venv (even when it is not on PATH), else one on PATH."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else shutil.which(name)
-
-
-PLAYBOOK = _tool("ansible-playbook")
-LINT = _tool("ansible-lint")
 
 pytestmark = [
     pytest.mark.skipif(
@@ -46,7 +45,7 @@ pytestmark = [
         reason="ansible-playbook is not installed; pip install -e '.[deploy]' to run these",
     ),
     # Two full playbook runs happen in the first test's setup.
-    pytest.mark.timeout(300),
+    pytest.mark.timeout(1200),
 ]
 
 HUBS = {"hub1": "10.0.0.1", "hub2": "10.0.0.2", "hub3": "10.0.0.3"}
@@ -54,81 +53,16 @@ CLIENTS = {"client1": "10.0.1.1", "client2": "10.0.1.2"}
 CONFIG = "/etc/hubcluster/hub.toml"
 AGENT_CONFIG = "/etc/hubcluster/agent.toml"
 VENV = "/opt/hubcluster/venv"
-
-
-def ansible_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
-        ANSIBLE_HOME=str(home),
-        ANSIBLE_LOCAL_TEMP=str(home / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_PIPELINING="1",
-        ANSIBLE_FORKS="8",
-        ANSIBLE_GATHERING="explicit",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
-    return env
-
-
-def write_inventory(path: Path, hubs: dict, clients: dict, common: dict) -> Path:
-    """A YAML (here: JSON) inventory; `hubs`/`clients` map host name -> host variables."""
-    inventory = {
-        "all": {
-            "vars": {
-                "ansible_connection": "local",
-                "ansible_become": False,
-                "ansible_python_interpreter": sys.executable,
-                **common,
-            },
-            "children": {"hubs": {"hosts": hubs}, "clients": {"hosts": clients}},
-        }
-    }
-    path.write_text(json.dumps(inventory, indent=2))
-    return path
-
-
-def run_playbook(playbook: Path, inventory: Path, home: Path, *args: str) -> str:
-    result = subprocess.run(
-        [PLAYBOOK, "-i", str(inventory), str(playbook), *args],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(home),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    return output
-
-
-RECAP_LINE = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$")
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """The PLAY RECAP counters per host."""
-    tail = output[output.rindex("PLAY RECAP") :]
-    counts = {}
-    for line in tail.splitlines()[1:]:
-        match = RECAP_LINE.match(line.strip())
-        if match:
-            pairs = (item.split("=") for item in match.group(2).split())
-            counts[match.group(1)] = {key: int(value) for key, value in pairs}
-    return counts
-
-
-def task_results(output: str, task: str) -> list[str]:
-    """The per-host result lines (`ok: [...]`, `changed: [...]`) of the task named `task`."""
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"TASK [{task}"))
-    results = []
-    for line in lines[start + 1 :]:
-        if line.startswith(("TASK [", "RUNNING HANDLER [", "PLAY RECAP")):
-            break
-        if re.match(r"^(ok|changed|skipping|failed|fatal): \[", line):
-            results.append(line.split(" => ")[0].strip())
-    return results
+PORTAL_PASSWORD = "correct horse battery staple"
+DB_USERS = ("hubcluster-admin", "hubd", "operator", "reader")
+DERIVED = (
+    "hubcluster_hubs",
+    "hubcluster_client_addresses",
+    "hubcluster_db_users",
+    "hubcluster_me",
+    "hubcluster_set_uri",
+    "hubcluster_installs_here",
+)
 
 
 @dataclass
@@ -159,6 +93,23 @@ def deployed(tmp_path_factory, plain) -> Deployment:
     }
     hubs["hub1"]["hub_nrpe"] = True
     hubs["hub1"]["hub_prometheus_rules_dir"] = "/etc/prometheus/rules"
+    hashed = subprocess.run(
+        [str(plain.bin("hubd")), "hash-password"],
+        input=f"{PORTAL_PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    hubs["hub2"].update(
+        hub_portal_enabled=True,
+        hub_portal_bind="0.0.0.0",
+        hub_portal_tls_cert="/etc/hubcluster/portal.crt",
+        hub_portal_tls_key="/etc/hubcluster/portal.key",
+        hub_portal_users=[
+            {"name": "alice", "role": "admin", "password_hash": hashed.stdout.strip()}
+        ],
+    )
     clients = {
         name: {"hubcluster_address": ip, "hubcluster_root": str(base / name)}
         for name, ip in CLIENTS.items()
@@ -175,6 +126,7 @@ def deployed(tmp_path_factory, plain) -> Deployment:
             # The wheel tests/install built, and its dependencies, offline; bytecode is
             # compiled on first import instead, which keeps three installs cheap.
             "hubcluster_wheel": str(plain.wheel),
+            "hubcluster_version": wheel_version(plain.wheel),
             "hubcluster_pip_extra_args": (
                 f"--no-index --find-links {plain.wheelhouse} --no-compile"
             ),
@@ -237,8 +189,20 @@ def test_members_name_the_same_set_and_share_one_keyfile(deployed):
     for hub, address in HUBS.items():
         conf = yaml.safe_load(deployed.file(hub, "/etc/mongod.conf").read_text())
         assert conf["replication"] == {"replSetName": "CFEngineNova"}
-        assert conf["security"]["keyFile"] == "/etc/mongod.keyfile"
-        assert conf["net"] == {"port": 27017, "bindIp": f"127.0.0.1,{address}"}
+        # Access control on, members by keyFile, never transitionToAuth.
+        assert conf["security"] == {"authorization": "enabled", "keyFile": "/etc/mongod.keyfile"}
+        assert "transitionToAuth" not in deployed.file(hub, "/etc/mongod.conf").read_text()
+        assert conf["net"] == {
+            "port": 27017,
+            "bindIp": f"127.0.0.1,{address}",
+            "tls": {
+                "mode": "requireTLS",
+                "certificateKeyFile": "/etc/mongod-tls/member.pem",
+                "CAFile": "/etc/mongod-tls/ca.pem",
+                "allowConnectionsWithoutCertificates": True,
+            },
+        }
+        assert "tlsAllowInvalid" not in deployed.file(hub, "/etc/mongod.conf").read_text()
         assert conf["storage"]["dbPath"] == "/var/lib/mongodb"
         assert conf["systemLog"]["destination"] == "file"
         keyfile = deployed.file(hub, "/etc/mongod.keyfile")
@@ -259,10 +223,25 @@ def test_every_hub_holds_the_same_hub_key_pair(deployed):
         assert stat.S_IMODE(ppkeys.stat().st_mode) == 0o700
 
 
-def test_each_hub_toml_lists_all_three_hubs_in_inventory_order(deployed):
+def staged_config_copy(deployed: Deployment, hub: str, tmp_path: Path) -> Path:
+    """A copy of `hub`'s hub.toml whose /etc/hubcluster paths point into the staging root
+    (hubd and hubctl read the password and CA files it names when they load it)."""
+    text = deployed.file(hub, CONFIG).read_text()
+    staged = str(deployed.file(hub, "/etc/hubcluster"))
+    copy = tmp_path / f"{hub}.toml"
+    copy.write_text(text.replace('"/etc/hubcluster/', f'"{staged}/'))
+    return copy
+
+
+def staged_hub_config(deployed: Deployment, hub: str, tmp_path: Path):
+    """hubd's reading of `hub`'s hub.toml (staged_config_copy)."""
+    return load_hub_config(staged_config_copy(deployed, hub, tmp_path))
+
+
+def test_each_hub_toml_lists_all_three_hubs_in_inventory_order(deployed, tmp_path):
     members = [f"{ip}:27017" for ip in HUBS.values()]
     for hub, address in HUBS.items():
-        config = load_hub_config(deployed.file(hub, CONFIG))
+        config = staged_hub_config(deployed, hub, tmp_path)
         assert config.name == hub
         assert [(h.name, h.mongo, h.service) for h in config.hubs] == [
             (name, f"{ip}:27017", f"{ip}:5308") for name, ip in HUBS.items()
@@ -275,6 +254,15 @@ def test_each_hub_toml_lists_all_three_hubs_in_inventory_order(deployed):
         # By default the hubs admit new keys from exactly the inventory's clients.
         assert [str(n) for n in config.trust_keys_from] == [f"{ip}/32" for ip in CLIENTS.values()]
         assert config.collector.interval == 300 and config.sync_interval == 60
+        # hubd logs in as `hubd` (password in a 0600 file of its own) over TLS.
+        replset = tomllib.loads(deployed.file(hub, CONFIG).read_text())["replset"]
+        assert replset["username"] == "hubd"
+        assert replset["password_file"] == "/etc/hubcluster/mongo-hubd.password"
+        assert replset["tls_ca_file"] == "/etc/hubcluster/mongo-ca.pem"
+        access = config.mongo_access
+        assert access is not None and access.username == "hubd"
+        assert access.password == (deployed.secrets / "db-users" / "hubd").read_text().strip()
+        assert "@" not in config.mongo_uri  # no credentials in the URI
 
 
 def unit(path: Path) -> configparser.ConfigParser:
@@ -327,7 +315,7 @@ def staged_program(deployed: Deployment, host: str, program: str, *args: str):
     )
 
 
-def test_hubs_get_the_plain_install_and_its_programs_run(deployed, plain):
+def test_hubs_get_the_plain_install_and_its_programs_run(deployed, plain, tmp_path):
     for hub in HUBS:
         wheel = deployed.file(hub, f"{Path(VENV).parent}/wheels/{plain.wheel.name}")
         assert wheel.read_bytes() == plain.wheel.read_bytes()
@@ -341,8 +329,9 @@ def test_hubs_get_the_plain_install_and_its_programs_run(deployed, plain):
     assert extras.returncode != 0, "the role installed the lab extra"
     lab = staged_program(deployed, "hub1", "hubctl", "lab", "up")
     assert lab.returncode == 2 and "pip install 'hubcluster[lab]'" in lab.stderr
-    # The NRPE command of hub1 (its config staged): an answer, here UNKNOWN, not a crash.
-    config = str(deployed.file("hub1", CONFIG))
+    # The NRPE command of hub1 (its config staged, with the credential files it names):
+    # an answer, here UNKNOWN, not a crash.
+    config = str(staged_config_copy(deployed, "hub1", tmp_path))
     nrpe = staged_program(deployed, "hub1", "hubctl", "check", "--config", config, "--timeout", "1")
     assert nrpe.returncode == 3 and nrpe.stdout.startswith("HUBCLUSTER UNKNOWN - "), nrpe
     assert "Traceback" not in nrpe.stderr
@@ -390,8 +379,14 @@ def test_clients_get_their_agent_toml_and_pin_the_hub_key(deployed):
 def test_secrets_never_show_in_the_output(deployed):
     private_lines = (deployed.secrets / "hub_key").read_text().splitlines()[1:-1]
     keyfile_lines = (deployed.secrets / "mongod.keyfile").read_text().split()
+    tls_key_lines = [
+        line
+        for key in (deployed.secrets / "tls").glob("*.key")
+        for line in key.read_text().splitlines()[1:-1]
+    ]
+    assert len(tls_key_lines) >= 4  # the CA's and three hubs' keys
     for output in (deployed.first, deployed.second):
-        for line in private_lines + keyfile_lines:
+        for line in private_lines + keyfile_lines + tls_key_lines:
             assert line not in output
 
 
@@ -429,7 +424,7 @@ def test_group_vars_and_readme_document_every_role_default():
             (ANSIBLE_DIR / "roles" / role / "defaults" / "main.yml").read_text()
         )
         for key, value in defaults.items():
-            if key.endswith("_json") or key in ("hubcluster_hubs", "hubcluster_client_addresses"):
+            if key.endswith("_json") or key in DERIVED:
                 continue  # derived, not settings
             assert f"`{key}`" in readme, f"README.md does not document {key}"
             if key in documented:
@@ -447,7 +442,9 @@ def test_no_secret_material_in_the_ansible_tree():
             assert "PRIVATE KEY-----" not in text, path
 
 
-def test_replset_role_initiates_once_from_the_first_hub(tmp_path, plain):
+def test_replset_role_initiates_once_and_creates_the_users(tmp_path, plain):
+    from hub.mongo import access_as, connect
+    from hub.mongo_access import MongoAccess, read_password_file
     from hub.replset import ReplicaSet
     from hubctl.lab.standin import StandinCluster
 
@@ -455,11 +452,19 @@ def test_replset_role_initiates_once_from_the_first_hub(tmp_path, plain):
     playbook.write_text(
         "- name: Replica set\n  hosts: hubs\n  gather_facts: false\n  roles:\n    - role: replset\n"
     )
+    secrets = tmp_path / "secrets"
+    # mongod as production runs it: access control and requireTLS, no user yet.
     with StandinCluster(election_timeout=0.5) as cluster:
         hubs = {}
         for index, member in enumerate(cluster.hosts, start=1):
             host, port = member.rsplit(":", 1)
-            hubs[f"hub{index}"] = {"hubcluster_address": host, "hubcluster_mongodb_port": int(port)}
+            etc = tmp_path / f"hub{index}" / "etc"
+            hubs[f"hub{index}"] = {
+                "hubcluster_address": host,
+                "hubcluster_mongodb_port": int(port),
+                "hubcluster_config_dir": str(etc),
+                "hubcluster_hubctl": str(tmp_path / f"hub{index}" / "bin" / "hubctl"),
+            }
         hubs["hub1"]["replset_priority"] = 2
         inventory = write_inventory(
             tmp_path / "inventory.json",
@@ -468,26 +473,39 @@ def test_replset_role_initiates_once_from_the_first_hub(tmp_path, plain):
             {
                 "hubcluster_install_packages": False,
                 "hubcluster_manage_services": False,
-                "hubcluster_secrets_dir": str(tmp_path / "secrets"),
+                "hubcluster_secrets_dir": str(secrets),
+                "hubcluster_tls_ca_file": str(cluster.ca_file),
                 "hubcluster_venv": str(plain.venv),  # a hub's hubctl: the plain install
                 "replset_initiate": True,
                 "replset_election_timeout": "500ms",
                 "replset_timeout": 30,
             },
         )
-        first = run_playbook(playbook, inventory, tmp_path / "home")
+        first = run_playbook(playbook, inventory, tmp_path / "home", "-v")
         assert "CFEngineNova: initiated" in first
+        assert "user hubd created" in first and "user operator created" in first
         # Once, on the first hub (run_once), and changed because it initiated.
         assert task_results(first, "replset : Initiate") == ["changed: [hub1]"]
-        second = run_playbook(playbook, inventory, tmp_path / "home")
+        second = run_playbook(playbook, inventory, tmp_path / "home", "-v")
         assert "CFEngineNova: already initiated" in second
         assert task_results(second, "replset : Initiate") == ["ok: [hub1]"]
         assert all(counts["changed"] == 0 for counts in recap(second).values())
-        rs = ReplicaSet(cluster.uri)
-        try:
-            topology = rs.topology()
-        finally:
-            rs.close()
+        passwords = {u: read_password_file(secrets / "db-users" / u) for u in DB_USERS}
+        for output in (first, second):
+            assert not any(password in output for password in passwords.values())
+
+        def access(user: str) -> MongoAccess:
+            return MongoAccess(user, passwords[user], tls_ca_file=cluster.ca_file)
+
+        for user in ("hubd", "reader"):  # each logs in with the password the play gave it
+            with access_as(access(user)), connect(cluster.uri, timeout=10) as client:
+                assert client["cfreport"].command("ping")["ok"] == 1
+        with access_as(access("operator")):
+            rs = ReplicaSet(cluster.uri)
+            try:
+                topology = rs.topology()
+            finally:
+                rs.close()
         assert topology.set_name == "CFEngineNova"
         assert sorted(m.name for m in topology.members) == sorted(cluster.hosts)
         priorities = {m.name: m.priority for m in topology.members}
@@ -495,3 +513,186 @@ def test_replset_role_initiates_once_from_the_first_hub(tmp_path, plain):
         assert names == {h: f"hub{i}" for i, h in enumerate(cluster.hosts, start=1)}
         assert priorities[cluster.hosts[0]] == 2
         assert priorities[cluster.hosts[1]] == priorities[cluster.hosts[2]] == 1
+        # Each hub's hubctl wrapper is the operator, from files, with no argument given.
+        for hub, values in hubs.items():
+            done = subprocess.run(
+                [values["hubcluster_hubctl"], "status", "--json", "--mongo", cluster.uri],
+                capture_output=True,
+                text=True,
+                env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"},
+                timeout=60,
+            )
+            assert json.loads(done.stdout)["primary"] in cluster.hosts, (hub, done.stderr)
+            hubd_password = Path(values["hubcluster_config_dir"]) / "mongo-hubd.password"
+            assert hubd_password.read_text().strip() == passwords["hubd"]
+            assert stat.S_IMODE(hubd_password.stat().st_mode) == 0o600
+
+
+def test_mongod_gets_the_private_ca_and_a_certificate_for_its_address(deployed):
+    ca = deployed.secrets / "tls" / "ca.pem"
+    for hub, address in HUBS.items():
+        tls = deployed.file(hub, "/etc/mongod-tls")
+        assert (tls / "ca.pem").read_bytes() == ca.read_bytes()
+        member = tls / "member.pem"
+        assert stat.S_IMODE(member.stat().st_mode) == 0o400
+        assert b"PRIVATE KEY-----" in member.read_bytes()
+        verify = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(ca), str(member)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        names = subprocess.run(
+            ["openssl", "x509", "-in", str(member), "-noout", "-ext", "subjectAltName"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+        assert f"IP Address:{address}" in names and "IP Address:127.0.0.1" in names
+        # hubd and hubctl check mongod's certificate against the same CA.
+        assert deployed.file(hub, "/etc/hubcluster/mongo-ca.pem").read_bytes() == ca.read_bytes()
+    assert stat.S_IMODE((deployed.secrets / "tls" / "ca.key").stat().st_mode) == 0o600
+
+
+def nft_rules(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if "dport" in line]
+
+
+def test_the_firewall_lets_only_the_hubs_reach_mongod_and_the_report_service(deployed):
+    hubs = ", ".join(HUBS.values())
+    for hub in HUBS:
+        rules = nft_rules(deployed.file(hub, "/etc/nftables.d/hubcluster-mongod.nft"))
+        assert rules == [
+            'iifname "lo" tcp dport 27017 accept',
+            f"ip saddr {{ {hubs} }} tcp dport 27017 accept",
+            "tcp dport 27017 drop",
+        ]
+        include = deployed.file(hub, "/etc/nftables.d/hubcluster.nft").read_text()
+        assert 'include "/etc/nftables.d/hubcluster-*.nft"' in include
+        # The hub's SSH service is for every client: no table restricts it.
+        assert not deployed.file(hub, "/etc/nftables.d/hubcluster-hubd.nft").exists()
+    for client in CLIENTS:
+        rules = nft_rules(deployed.file(client, "/etc/nftables.d/hubcluster-agent.nft"))
+        assert rules[1:] == [f"ip saddr {{ {hubs} }} tcp dport 5309 accept", "tcp dport 5309 drop"]
+
+
+def test_database_credentials_are_private_files_never_command_lines(deployed):
+    passwords = {u: (deployed.secrets / "db-users" / u).read_text().strip() for u in DB_USERS}
+    assert all(len(pw) >= 40 for pw in passwords.values())
+    for hub in HUBS:
+        for user in ("hubd", "operator"):
+            path = deployed.file(hub, f"/etc/hubcluster/mongo-{user}.password")
+            assert path.read_text().strip() == passwords[user]
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        wrapper = deployed.file(hub, "/usr/local/sbin/hubctl")
+        assert stat.S_IMODE(wrapper.stat().st_mode) == 0o755
+        text = wrapper.read_text()
+        assert "HUBCLUSTER_MONGO_USER=operator" in text
+        assert "HUBCLUSTER_MONGO_PASSWORD_FILE=/etc/hubcluster/mongo-operator.password" in text
+        assert f'exec {VENV}/bin/hubctl "$@"' in text
+    # Every user's password is on the first hub only, for creating the users.
+    users_dir = deployed.file("hub1", "/etc/hubcluster/db-users")
+    assert stat.S_IMODE(users_dir.stat().st_mode) == 0o700
+    assert not deployed.file("hub2", "/etc/hubcluster/db-users").exists()
+    # No password in the playbook's output (-v shows every command line) nor in any file
+    # others may read (the installed virtualenvs aside: they hold no deployment file).
+    for output in (deployed.first, deployed.second):
+        for password in passwords.values():
+            assert password not in output
+    for host in [*HUBS, *CLIENTS]:
+        for path in deployed.root(host).rglob("*"):
+            if path.is_file() and "venv" not in path.parts and "wheels" not in path.parts:
+                if stat.S_IMODE(path.stat().st_mode) & 0o004:
+                    text = path.read_text(errors="replace")
+                    for user, password in passwords.items():
+                        assert password not in text, f"{user}'s password in {path}"
+
+
+def test_the_portal_table_is_written_only_where_enabled(deployed, tmp_path):
+    from hub.portal.passwords import secret_matches
+
+    assert "[portal]" not in deployed.file("hub1", CONFIG).read_text()
+    assert staged_hub_config(deployed, "hub1", tmp_path).portal.enabled is False
+    portal = staged_hub_config(deployed, "hub2", tmp_path).portal
+    assert portal.enabled and portal.bind == "0.0.0.0" and portal.port == 5380
+    assert str(portal.tls_cert) == "/etc/hubcluster/portal.crt"
+    assert str(portal.secret_file) == "/var/lib/hubcluster/portal-secret"
+    [alice] = portal.users
+    assert (alice.name, alice.role) == ("alice", "admin")
+    assert secret_matches(alice.secret_hash, PORTAL_PASSWORD)
+    secret = deployed.file("hub2", "/var/lib/hubcluster/portal-secret")
+    assert secret.read_bytes() == (deployed.secrets / "portal-secret").read_bytes()
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_a_wheel_of_another_version_stops_the_play_with_one_message(tmp_path, plain):
+    hubs = {
+        name: {"hubcluster_address": ip, "hubcluster_root": str(tmp_path / name)}
+        for name, ip in HUBS.items()
+    }
+    inventory = write_inventory(
+        tmp_path / "inventory.json",
+        hubs,
+        {},
+        {
+            "hubcluster_install_packages": False,
+            "hubcluster_manage_services": False,
+            "hubcluster_install_venv": True,
+            "hubcluster_secrets_dir": str(tmp_path / "secrets"),
+            "hubcluster_wheel": str(plain.wheel),
+            "hubcluster_version": "9.9.9",
+        },
+    )
+    result = subprocess.run(
+        [PLAYBOOK, "-i", str(inventory), str(ANSIBLE_DIR / "hubs.yml")],
+        cwd=ANSIBLE_DIR,
+        env=ansible_env(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    version = wheel_version(plain.wheel)
+    expected = (
+        f"{plain.wheel.name} is hubcluster {version}, but hubcluster_version is 9.9.9: give a "
+        "wheel of that version, or set hubcluster_version to the build's"
+    )
+    assert expected in output, output[-3000:]
+    assert not (tmp_path / "hub1" / "opt").exists(), "something was installed"
+
+
+def render_mongod_conf(**values: object) -> dict:
+    """The mongodb_member role's mongod.conf template with its defaults and `values`."""
+    import jinja2
+    import yaml
+
+    defaults = yaml.safe_load(
+        (ANSIBLE_DIR / "roles" / "mongodb_member" / "defaults" / "main.yml").read_text()
+    )
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["to_json"] = json.dumps
+    context = {
+        **defaults,
+        "ansible_managed": "Ansible managed",
+        "inventory_hostname": "hub1",
+        "hubcluster_replset_name": "CFEngineNova",
+        "hubcluster_mongodb_port": 27017,
+        "mongodb_member_db_path": "/var/lib/mongodb",
+        "mongodb_member_bind_ip": "127.0.0.1,10.0.0.1",
+        **values,
+    }
+    template = ANSIBLE_DIR / "roles" / "mongodb_member" / "templates" / "mongod.conf.j2"
+    return yaml.safe_load(env.from_string(template.read_text()).render(context))
+
+
+def test_x509_membership_is_an_option_of_mongod_conf():
+    keyfile = render_mongod_conf()
+    assert keyfile["security"] == {"authorization": "enabled", "keyFile": "/etc/mongod.keyfile"}
+    x509 = render_mongod_conf(mongodb_member_cluster_auth="x509")
+    # Members present their certificates to each other instead of sharing a keyFile.
+    assert x509["security"] == {"authorization": "enabled", "clusterAuthMode": "x509"}
+    assert x509["net"]["tls"]["clusterFile"] == "/etc/mongod-tls/member.pem"
+    assert x509["net"]["tls"]["mode"] == "requireTLS"

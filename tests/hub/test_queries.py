@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pymongo
 import pytest
 from typer.testing import CliRunner
 
@@ -197,9 +196,7 @@ def test_reads_keep_answering_without_a_primary(breakable_fleet):
     standin.isolate(other)  # the last secondary alone cannot elect itself
     try:
         wait_until(lambda: standin.primary() is None, 10, what="no primary")
-        client = pymongo.MongoClient(
-            fleet.uri, serverSelectionTimeoutMS=5000, heartbeatFrequencyMS=500
-        )
+        client = fleet.lab.client("reader", serverSelectionTimeoutMS=5000, heartbeatFrequencyMS=500)
         try:
             q = Queries(client, read_preference("secondaryPreferred", 90))
             assert len(q.hosts()) == 3

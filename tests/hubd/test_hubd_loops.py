@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 from hub.config import parse_hub_config
 from hub.keystore import KeyStore
 from hub.master_watch import MasterState, MasterWatch
+from hub.mongo import access_as
 from hub.node import HubNode
-from hub.replset import ReplicaSet
 from hubcluster.keys import ensure_key_pair
 from hubctl.app import app
 from hubctl.lab.standin import StandinCluster
-from tests.conftest import wait_until
+from tests.conftest import hubd_access, wait_until
 from tests.sshsvc.harness import LoopThread
 
 
@@ -79,11 +79,7 @@ def free_port() -> int:
 def slow_election_set():
     """A set whose primary keeps its role for 4 s after losing its majority."""
     with StandinCluster(election_timeout=4.0) as cluster:
-        rs = ReplicaSet(cluster.uri)
-        try:
-            rs.initiate(cluster.hosts, cluster.set_name, election_timeout_ms=4000)
-        finally:
-            rs.close()
+        cluster.initiate(election_timeout_ms=4000, hub_names={})
         wait_until(cluster.primary, 15, what="a primary")
         yield cluster
 
@@ -108,14 +104,15 @@ def hub_node(
                 "listen": me["service"],
                 "state_interval": state_interval,
             },
-            "replset": {"uri": cluster.uri},
+            "replset": {"uri": cluster.uri, **hubd_access(cluster)},
             "hubs": hubs,
             "collector": collector or {"interval": "1h"},
             "sync": {"interval": "1h"},
         }
     )
     ensure_key_pair(KeyStore(config.ppkeys).hub_private_key_path)
-    return HubNode(config)
+    with access_as(config.mongo_access):  # it plays hubd: its clients log in as hubd
+        return HubNode(config)
 
 
 def test_a_held_majority_write_does_not_stop_the_master_watch(slow_election_set, tmp_path):

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from hub.keystore import KeyStore
 from hub.member_promotion import PROMOTIONS
-from hub.replset import ReplicaSet
 from hubctl.app import app
 from hubctl.lab.standin import StandinCluster
 from tests.conftest import ELECTION_TIMEOUT, wait_until
@@ -31,16 +30,7 @@ runner = CliRunner()
 def spare():
     """hub1..hub3 initiated on three members; a fourth mongod running, not in the set."""
     with StandinCluster(4, election_timeout=ELECTION_TIMEOUT) as cluster:
-        rs = ReplicaSet(cluster.uri)
-        try:
-            rs.initiate(
-                cluster.hosts[:3],
-                cluster.set_name,
-                election_timeout_ms=int(ELECTION_TIMEOUT * 1000),
-                hub_names={h: f"hub{i}" for i, h in enumerate(cluster.hosts[:3], 1)},
-            )
-        finally:
-            rs.close()
+        cluster.initiate(cluster.hosts[:3], election_timeout_ms=int(ELECTION_TIMEOUT * 1000))
         wait_until(cluster.primary, 15, what="a primary")
         yield cluster
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hubctl.lab.cluster import LabHub
 from tests.conftest import wait_until
+from tests.debian_tools import debian_tool
 from tests.readpath.real_fleet import RealFleet, hubctl, start_real_fleet
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -71,17 +69,5 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="session")
 def promtool() -> Path:
-    """Debian's promtool; installed with apt-get when missing and we are root, else skip."""
-    found = shutil.which("promtool")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "prometheus"],
-            capture_output=True,
-            timeout=600,
-            check=False,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        found = shutil.which("promtool")
-    if found is None:
-        pytest.skip("promtool not installed (apt-get install prometheus) and cannot install it")
-    return Path(found)
+    """Debian's promtool (package prometheus), installed when it can be, else skipped."""
+    return Path(debian_tool("promtool", "prometheus", "promtool tier"))

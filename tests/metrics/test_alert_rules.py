@@ -27,6 +27,7 @@ REQUIRED = {
     "HubclusterReportGaps",
     "HubclusterMasterfilesDiffer",
     "HubclusterRoundsOverrunning",
+    "HubclusterRemediationBreakerOpen",
 }
 
 

@@ -20,6 +20,7 @@ from hub.store import HOSTS, HubStore
 from hubcluster.hub_session import HubRefused, open_hub
 from hubcluster.keys import fingerprint_from_sha, key_sha
 from hubctl.app import app
+from tests.conftest import hubd_access
 from tests.peersync.peers import sync, write_tree
 
 runner = CliRunner()
@@ -41,10 +42,11 @@ def hub_toml(tmp_path, standin_set, name: str, workdir) -> str:
         f'[[hubs]]\nname = "hub{i}"\nmongo = "{host}"\nservice = "127.0.0.1:{5400 + i}"\n'
         for i, host in enumerate(standin_set.hosts)
     )
+    access = "".join(f'{key} = "{value}"\n' for key, value in hubd_access(standin_set).items())
     path = tmp_path / f"{name}.toml"
     path.write_text(
         f'[hub]\nname = "{name}"\nworkdir = "{workdir}"\n'
-        f'[replset]\nuri = "{standin_set.uri}"\n{hubs}'
+        f'[replset]\nuri = "{standin_set.uri}"\n{access}{hubs}'
     )
     return str(path)
 

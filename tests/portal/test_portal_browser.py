@@ -2,16 +2,14 @@
 
 Covers login and logout, a wrong password, the overview showing the master, the hosts
 search, a host detail, a key revoke (its form carries the CSRF token), and a failover seen
-live on the overview (htmx refreshes it without a reload). Screenshots of every page go to
+live on the overview (htmx refreshes it without a reload), and the uPlot charts drawn
+(compliance, history, a host's runs). Screenshots of every page go to
 a pytest tmp folder, printed at the end. No page may raise a script error or violate the
 Content Security Policy.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
+from tests.debian_tools import debian_tool
 from tests.portal.conftest import status_of
+from tests.readpath.real_fleet import NOT_KEPT_ON
 
 LAUNCH_ARGS = [
     "--headless",
@@ -34,25 +34,10 @@ LAUNCH_ARGS = [
 FAILOVER_SEEN_WITHIN = 20.0
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("browser tier: no chromium, and not root to apt-get install it")
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, timeout=600
-    )
-    found = shutil.which("chromium")
-    if done.returncode != 0 or not found:
-        pytest.skip(f"browser tier: apt-get install chromium failed ({done.returncode})")
-    return found
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Iterator:
     sync_api = pytest.importorskip("playwright.sync_api", reason="browser tier: no playwright")
-    executable = _chromium()
+    executable = debian_tool("chromium", "chromium", "browser tier")
     with sync_api.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
         yield browser
@@ -125,6 +110,54 @@ def test_hosts_search_and_host_detail(page, portal_fleet, shots):
     assert "broken_on_client001" in page.text_content("#outcome")
     assert page.locator("#revoke").count() == 0  # a viewer gets no revoke form
     page.screenshot(path=shots / "host-detail.png", full_page=True)
+
+
+# Pixels the chart's canvas painted (alpha > 0): an empty canvas has none.
+PAINTED = """el => { const c = el.querySelector('canvas');
+  if (!c) return 0;
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0; for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+  return n; }"""
+
+
+def _chart(page, selector: str) -> tuple[int, int, int]:
+    """(series drawn, points, painted pixels) of a uPlot chart, once charts.js drew it."""
+    page.wait_for_selector(f"{selector}[data-drawn]", timeout=15_000)
+    chart = page.locator(selector)
+    drawn = chart.get_attribute("data-drawn")
+    assert drawn not in ("0", "error"), chart.text_content()
+    series = page.evaluate(f"document.querySelector('{selector}').uplot.series.length - 1")
+    assert int(drawn) == series
+    return series, int(chart.get_attribute("data-points")), chart.evaluate(PAINTED)
+
+
+def test_charts_are_drawn_from_the_fleets_data(page, portal_fleet, shots):
+    hub = portal_fleet.lab.hubs[0]
+    _log_in(page, hub, "viewer", portal_fleet.lab.portal_password)
+    page.wait_for_url(hub.portal_url)
+    records = page.evaluate("fetch('/api/compliance/history').then(r => r.json())")
+    page.goto(f"{hub.portal_url}compliance")
+    series, points, painted = _chart(page, "#compliance-chart")
+    # share, kept, repaired, not kept; one point per round the master recorded
+    assert series == 4 and points >= len(records) >= 1 and painted > 500
+    page.screenshot(path=shots / "compliance.png", full_page=True)
+
+    events = page.evaluate("fetch('/api/history').then(r => r.json())")
+    page.goto(f"{hub.portal_url}history")
+    series, points, painted = _chart(page, "#history-chart")
+    assert series == len({e["kind"] for e in events}) >= 2  # one row of points per kind
+    assert points >= len(events) and painted > 200
+    assert page.locator("#history tbody tr").count() >= 1  # the table stays below
+    page.screenshot(path=shots / "history-chart.png", full_page=True)
+
+    page.goto(f"{hub.portal_url}hosts/{NOT_KEPT_ON}")
+    series, points, painted = _chart(page, "#runs-chart")
+    assert series == 3 and points >= 1 and painted > 200  # kept / repaired / not kept
+    page.screenshot(path=shots / "host-runs.png", full_page=True)
+
+    page.goto(f"{hub.portal_url}masterfiles")
+    page.wait_for_selector("#releases tbody tr")
+    page.screenshot(path=shots / "masterfiles.png", full_page=True)
 
 
 def test_admin_revokes_a_key_through_the_csrf_form(page, portal_fleet, shots):

@@ -61,7 +61,7 @@ def test_tls_portal_sets_secure_cookies(standin_set, tmp_path):
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\nname = "hub1"\nworkdir = "{tmp_path / "work"}"\n'
-        f'listen = "127.0.0.1:{free_port()}"\n\n[replset]\nuri = "{standin_set.uri}"\n\n'
+        f'listen = "127.0.0.1:{free_port()}"\n\n{standin_set.replset_section()}\n'
         f'[portal]\nport = {port}\ntls_cert = "{cert}"\ntls_key = "{key}"\n\n'
         f'[[portal.users]]\nname = "ops"\nrole = "viewer"\n'
         f'password_hash = "{hash_secret("pw")}"\n\n{hubs}'

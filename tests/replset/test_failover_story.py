@@ -13,9 +13,7 @@ from tests.conftest import wait_until
 
 def test_failover_story(replset):
     rs = ReplicaSet(replset.uri)
-    client = pymongo.MongoClient(
-        replset.uri, heartbeatFrequencyMS=500, serverSelectionTimeoutMS=10000
-    )
+    client = replset.client(heartbeatFrequencyMS=500, serverSelectionTimeoutMS=10000)
     reports = client.get_database(
         "cfreport", write_concern=WriteConcern("majority", wtimeout=5000)
     ).reports
@@ -36,7 +34,7 @@ def test_failover_story(replset):
         # the old primary comes back as a secondary with every write
         replset.revive(target)
         wait_until(lambda: rs.topology().member(target).state == "SECONDARY", 30, what="revived")
-        with pymongo.MongoClient(f"mongodb://{target}/?directConnection=true") as direct:
+        with replset.client(member=target) as direct:
             coll = direct.get_database(
                 "cfreport", read_preference=pymongo.ReadPreference.SECONDARY_PREFERRED
             ).reports
@@ -48,9 +46,7 @@ def test_failover_story(replset):
         replset.kill(target)
         wait_until(lambda: rs.topology().primary is None, 30, what="primary to step down")
         with pytest.raises(PyMongoError):
-            pymongo.MongoClient(
-                replset.uri, serverSelectionTimeoutMS=1500
-            ).cfreport.reports.insert_one({"x": 1})
+            replset.client(serverSelectionTimeoutMS=1500).cfreport.reports.insert_one({"x": 1})
         assert rs.topology().health_code() == 2
     finally:
         client.close()
@@ -60,7 +56,7 @@ def test_failover_story(replset):
 def test_isolated_primary_cannot_commit_and_steps_down(standin_set):
     rs = ReplicaSet(standin_set.uri)
     old = rs.wait_for_primary(10)
-    with pymongo.MongoClient(f"mongodb://{old}/?directConnection=true") as direct:
+    with standin_set.client(member=old) as direct:
         coll = direct.get_database(
             "cfreport", write_concern=WriteConcern("majority", wtimeout=300)
         ).reports
@@ -81,7 +77,7 @@ def test_isolated_primary_cannot_commit_and_steps_down(standin_set):
         )
     standin_set.heal(old)
     # the write the isolated primary took alone is rolled back on rejoin
-    with pymongo.MongoClient(f"mongodb://{old}/?directConnection=true") as direct:
+    with standin_set.client(member=old) as direct:
         coll = direct.get_database(
             "cfreport", read_preference=pymongo.ReadPreference.SECONDARY_PREFERRED
         ).reports
@@ -91,8 +87,8 @@ def test_isolated_primary_cannot_commit_and_steps_down(standin_set):
 
 
 def test_priority_takeover_returns_to_preferred_member(standin):
+    standin.initiate(priorities={standin.hosts[0]: 2}, election_timeout_ms=500)
     rs = ReplicaSet(standin.uri)
-    rs.initiate(standin.hosts, "CFEngineNova", {standin.hosts[0]: 2}, election_timeout_ms=500)
     assert rs.topology().primary == standin.hosts[0]
     rs.stepdown(seconds=2, catch_up=1)
     assert rs.wait_for_primary(5, exclude=standin.hosts[0]) != standin.hosts[0]

@@ -30,7 +30,10 @@ def test_init_replset_then_status_json(standin):
     named = [f"hub{i}={h}" for i, h in enumerate(standin.hosts, 1)]
     members = [arg for m in named for arg in ("--member", m)]
     direct = f"mongodb://{standin.hosts[0]}/?directConnection=true"
-    result = hubctl("init-replset", *members, "--election-timeout", "500ms", "--mongo", direct)
+    users = ("--create-users", str(standin.passwords_dir))
+    result = hubctl(
+        "init-replset", *members, "--election-timeout", "500ms", "--mongo", direct, *users
+    )
     assert result.exit_code == 0, result.output
     assert "CFEngineNova: initiated" in result.stdout
     again = hubctl("init-replset", *members)

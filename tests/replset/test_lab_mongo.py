@@ -6,8 +6,11 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
+from hub.mongo import use_access
 from hub.replset import ReplicaSet
+from hubctl.lab.standin.credentials import ClusterCredentials
 
 HUBCTL = [sys.executable, "-c", "from hubctl.app import main; main()"]
 
@@ -22,11 +25,15 @@ def test_lab_mongo_prints_uri_and_control_and_stops_on_sigterm():
     try:
         uri = proc.stdout.readline().strip()
         control = proc.stdout.readline().strip()
+        env_file = Path(proc.stdout.readline().strip())
         assert uri.startswith("mongodb://127.0.0.1:") and uri.endswith("replicaSet=CFEngineNova")
         assert control.startswith("127.0.0.1:")
+        # line 3: the operator's credentials, beside the password files and the CA
+        creds = ClusterCredentials(env_file.parent)
+        hosts = uri.split("//", 1)[1].split("/", 1)[0].split(",")
+        assert creds.initiate(uri, hosts, "CFEngineNova") == "initiated"
+        use_access(creds.access("operator"))
         rs = ReplicaSet(uri)
-        hosts = rs.seeds
-        assert rs.initiate(hosts, "CFEngineNova") == "initiated"
         primary = rs.wait_for_primary(10)
         killed = subprocess.run(
             HUBCTL + ["lab", "ctl", "--control", control, "kill", primary],
@@ -53,6 +60,7 @@ def test_lab_mongo_prints_uri_and_control_and_stops_on_sigterm():
         assert unknown.returncode == 1 and "no member '127.0.0.1:1'" in unknown.stderr
         rs.close()
     finally:
+        use_access(None)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0

@@ -35,7 +35,7 @@ def test_plain_members_take_their_names_from_the_hub_config(standin, tmp_path):
     members = [arg for h in standin.hosts for arg in ("--member", h)]
     result = hubctl(
         "init-replset", *members, "--priority", "alpha=2", "--election-timeout", "500ms",
-        "--config", str(cfg),
+        "--config", str(cfg), "--create-users", str(standin.passwords_dir),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert config_tags(standin.uri, standin.hosts[0]) == {
@@ -52,7 +52,8 @@ def test_plain_members_take_their_names_from_the_hub_config(standin, tmp_path):
 
 def test_members_without_a_name_have_no_tag(standin):
     members = [arg for h in standin.hosts for arg in ("--member", h)]
-    result = hubctl("init-replset", *members, "--election-timeout", "500ms")
+    users = ("--create-users", str(standin.passwords_dir))
+    result = hubctl("init-replset", *members, "--election-timeout", "500ms", *users)
     assert result.exit_code == 0, result.output
     assert all(tags == {} for tags in config_tags(standin.uri, standin.hosts[0]).values())
     doc = json.loads(hubctl("status", "--json", "--mongo", standin.uri).stdout)

@@ -17,11 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.member_promotion import PROMOTIONS, Promotions
-from hub.mongo import DB_NAME, connect
+from hub.mongo import DB_NAME, connect, use_access
 from hub.replset import ReplicaSet
 from hubctl.app import app
 from hubctl.lab.standin import StandinCluster
-from tests.conftest import ELECTION_TIMEOUT, wait_until
+from tests.conftest import ELECTION_TIMEOUT, as_operator, wait_until
 
 runner = CliRunner()
 
@@ -31,20 +31,13 @@ def hubctl(*args: str):
 
 
 @pytest.fixture
-def spare():
+def spare(monkeypatch):
     """hub1..hub3 initiated on three members; a fourth mongod running, not in the set."""
     with StandinCluster(4, election_timeout=ELECTION_TIMEOUT) as cluster:
-        rs = ReplicaSet(cluster.uri)
-        try:
-            rs.initiate(
-                cluster.hosts[:3],
-                cluster.set_name,
-                election_timeout_ms=int(ELECTION_TIMEOUT * 1000),
-                hub_names={h: f"hub{i}" for i, h in enumerate(cluster.hosts[:3], 1)},
-            )
-        finally:
-            rs.close()
+        cluster.initiate(cluster.hosts[:3], election_timeout_ms=int(ELECTION_TIMEOUT * 1000))
+        as_operator(cluster, monkeypatch)
         yield cluster
+    use_access(None)
 
 
 def members(uri: str) -> dict[str, dict]:

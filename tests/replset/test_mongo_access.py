@@ -89,7 +89,9 @@ def test_hubctl_refuses_an_open_password_file_in_one_line(tmp_path):
 
 def test_a_password_in_a_uri_is_redacted_in_hubctl_and_config_errors():
     bad = f"mongodb://operator:{SECRET}@127.0.0.1:1/?replicaSet=rs&tls=maybe"
-    result = runner.invoke(app, ["status", "--mongo", bad], env={ENV_USER: None})
+    result = runner.invoke(
+        app, ["status", "--mongo", bad], env={ENV_USER: None, ENV_PASSWORD_FILE: None}
+    )
     assert result.exit_code == 2
     assert SECRET not in result.output
     assert "mongodb://operator:****@127.0.0.1:1/" in result.stderr

@@ -45,7 +45,7 @@ def test_initiate_again_is_idempotent_and_refuses_other_members(replset, rs):
 def test_initiate_with_priorities(standin):
     rs = ReplicaSet(standin.uri)
     try:
-        outcome = rs.initiate(standin.hosts, "CFEngineNova", {standin.hosts[2]: 5})
+        outcome = standin.initiate(priorities={standin.hosts[2]: 5}, hub_names={})
         assert outcome == "initiated"
         topo = rs.topology()
         assert topo.primary == standin.hosts[2]

@@ -1,4 +1,6 @@
-"""Stand-in members serve connections concurrently: a waiting request blocks no one else."""
+"""Stand-in members serve connections concurrently: a waiting request blocks no one else.
+
+Clients log in as the operator over TLS, as on every default stand-in."""
 
 from __future__ import annotations
 
@@ -7,14 +9,17 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pymongo
 from pymongo import WriteConcern
 from pymongo.errors import PyMongoError
 
+from hub.mongo import access_as
 from hub.replset import ReplicaSet
 from hubctl.lab.standin import StandinCluster
 from hubctl.lab.standin.control import control_request
+from hubctl.lab.standin.credentials import ClusterCredentials
 from tests.conftest import wait_until
 
 HUBCTL = [sys.executable, "-c", "from hubctl.app import main; main()"]
@@ -23,29 +28,28 @@ HUBCTL = [sys.executable, "-c", "from hubctl.app import main; main()"]
 SLOW_ELECTIONS_MS = 30_000
 
 
-def _initiate_slow(uri: str, hosts: list[str]) -> str:
-    rs = ReplicaSet(uri)
-    try:
-        rs.initiate(hosts, "CFEngineNova", election_timeout_ms=SLOW_ELECTIONS_MS)
-        return rs.wait_for_primary(10)
-    finally:
-        rs.close()
+def _initiate_slow(creds: ClusterCredentials, uri: str, hosts: list[str]) -> str:
+    creds.initiate(uri, hosts, "CFEngineNova", election_timeout_ms=SLOW_ELECTIONS_MS)
+    with access_as(creds.access("operator")):
+        rs = ReplicaSet(uri)
+        try:
+            return rs.wait_for_primary(10)
+        finally:
+            rs.close()
 
 
-def _direct(host: str) -> pymongo.MongoClient:
-    return pymongo.MongoClient(
-        f"mongodb://{host}/?directConnection=true",
-        serverSelectionTimeoutMS=3000,
-        socketTimeoutMS=3000,
-    )
+def _direct(creds: ClusterCredentials, host: str) -> pymongo.MongoClient:
+    return creds.client("", "operator", host, serverSelectionTimeoutMS=3000, socketTimeoutMS=3000)
 
 
-def _waiting_majority_write(host: str, outcome: dict) -> threading.Thread:
+def _waiting_majority_write(
+    creds: ClusterCredentials, host: str, outcome: dict
+) -> threading.Thread:
     """A majority write on `host` in a thread; `outcome` gets its result when it ends."""
 
     def write() -> None:
-        with _direct(host) as client:
-            coll = client.get_database("t", write_concern=WriteConcern("majority")).c
+        with _direct(creds, host) as client:
+            coll = client.get_database("cfreport", write_concern=WriteConcern("majority")).c
             try:
                 coll.insert_one({"waits": True})
                 outcome["result"] = "acknowledged"
@@ -59,17 +63,17 @@ def _waiting_majority_write(host: str, outcome: dict) -> threading.Thread:
 
 def test_hello_answered_while_a_majority_write_waits_on_the_same_member():
     with StandinCluster(election_timeout=0.5) as cluster:
-        primary = _initiate_slow(cluster.uri, cluster.hosts)
+        primary = _initiate_slow(cluster.credentials, cluster.uri, cluster.hosts)
         cluster.isolate(primary)
         outcome: dict = {}
-        writer = _waiting_majority_write(primary, outcome)
+        writer = _waiting_majority_write(cluster.credentials, primary, outcome)
         wait_until(
             lambda: cluster.model.member(primary).oplog[-1].entries[0][3].get("waits"),
             what="the write applied on the primary",
         )
-        with _direct(primary) as client:
+        with _direct(cluster.credentials, primary) as client:
             hello = client.admin.command("hello")
-            count = client.t.c.count_documents({"waits": True})
+            count = client.cfreport.c.count_documents({"waits": True})
         # The write is still waiting (no secondary can acknowledge it) and yet this
         # member answered a fresh connection's hello and a read.
         assert writer.is_alive() and "result" not in outcome
@@ -82,12 +86,12 @@ def test_hello_answered_while_a_majority_write_waits_on_the_same_member():
 
 def test_replset_stepdown_waiting_for_a_secondary_blocks_no_one():
     with StandinCluster(election_timeout=0.5) as cluster:
-        primary = _initiate_slow(cluster.uri, cluster.hosts)
+        primary = _initiate_slow(cluster.credentials, cluster.uri, cluster.hosts)
         cluster.isolate(primary)
         answer: dict = {}
 
         def step_down() -> None:
-            with _direct(primary) as client:
+            with _direct(cluster.credentials, primary) as client:
                 try:
                     client.admin.command("replSetStepDown", 30, secondaryCatchUpPeriodSecs=2)
                 except PyMongoError as exc:
@@ -96,7 +100,7 @@ def test_replset_stepdown_waiting_for_a_secondary_blocks_no_one():
         thread = threading.Thread(target=step_down, daemon=True)
         thread.start()
         time.sleep(0.3)
-        with _direct(primary) as client:
+        with _direct(cluster.credentials, primary) as client:
             assert client.admin.command("ping")["ok"] == 1
             assert client.admin.command("replSetGetStatus")["myState"] == 1
         assert thread.is_alive()
@@ -106,9 +110,9 @@ def test_replset_stepdown_waiting_for_a_secondary_blocks_no_one():
 
 def test_awaitable_hello_answers_at_once_on_a_topology_change():
     with StandinCluster(election_timeout=0.5) as cluster:
-        primary = _initiate_slow(cluster.uri, cluster.hosts)
+        primary = _initiate_slow(cluster.credentials, cluster.uri, cluster.hosts)
         secondary = next(h for h in cluster.hosts if h != primary)
-        with _direct(secondary) as client:
+        with _direct(cluster.credentials, secondary) as client:
             first = client.admin.command("hello")
             version = first["topologyVersion"]
             started = time.monotonic()
@@ -132,11 +136,13 @@ def test_lab_mongo_stops_on_sigterm_while_a_write_waits():
     try:
         uri = proc.stdout.readline().strip()
         control = proc.stdout.readline().strip()
+        # line 3: the operator's env file, beside the password files and the CA
+        creds = ClusterCredentials(Path(proc.stdout.readline().strip()).parent)
         hosts = uri.split("//", 1)[1].split("/", 1)[0].split(",")
-        primary = _initiate_slow(uri, hosts)
+        primary = _initiate_slow(creds, uri, hosts)
         control_request(control, "isolate", primary)
         outcome: dict = {}
-        writer = _waiting_majority_write(primary, outcome)
+        writer = _waiting_majority_write(creds, primary, outcome)
         time.sleep(0.5)
         assert writer.is_alive()
         sent = time.monotonic()
@@ -160,8 +166,8 @@ def test_concurrent_majority_writers_all_acknowledged(standin_set):
     errors: list[str] = []
 
     def writer(n: int) -> None:
-        with pymongo.MongoClient(standin_set.uri, serverSelectionTimeoutMS=5000) as client:
-            coll = client.get_database("t", write_concern=WriteConcern("majority")).c
+        with standin_set.client(serverSelectionTimeoutMS=5000) as client:
+            coll = client.get_database("cfreport", write_concern=WriteConcern("majority")).c
             try:
                 coll.insert_many([{"writer": n, "i": i} for i in range(20)], ordered=False)
             except PyMongoError as exc:
@@ -173,5 +179,5 @@ def test_concurrent_majority_writers_all_acknowledged(standin_set):
     for t in threads:
         t.join(timeout=30)
     assert errors == []
-    with pymongo.MongoClient(standin_set.uri) as client:
-        assert client.t.c.count_documents({}) == clients * 20
+    with standin_set.client() as client:
+        assert client.cfreport.c.count_documents({}) == clients * 20

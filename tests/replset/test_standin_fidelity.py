@@ -18,7 +18,7 @@ from pymongo.errors import (
 )
 
 from hub.replset import ReplicaSet
-from tests.conftest import wait_until
+from tests.conftest import dba_client, wait_until
 
 
 def _primary(client: pymongo.MongoClient) -> str:
@@ -26,23 +26,24 @@ def _primary(client: pymongo.MongoClient) -> str:
     return "{}:{}".format(*client.primary)
 
 
-def _direct(host: str) -> pymongo.MongoClient:
-    return pymongo.MongoClient(f"mongodb://{host}/?directConnection=true")
+def _direct(cluster, host: str, user: str | None = "operator") -> pymongo.MongoClient:
+    """Straight to `host`, as `user` (None: no login, the localhost exception's client)."""
+    return cluster.client(user, member=host)
 
 
 def test_cursor_ids_are_int64(replset, set_client):
-    coll = set_client.get_database("fid", write_concern=WriteConcern("majority")).c
+    coll = set_client.get_database("cfreport", write_concern=WriteConcern("majority")).c
     coll.insert_many([{"i": i} for i in range(5)])
-    reply = set_client.fid.command("find", "c", batchSize=2)
+    reply = set_client.cfreport.command("find", "c", batchSize=2)
     assert type(reply["cursor"]["id"]) is Int64 and reply["cursor"]["id"] != 0
-    more = set_client.fid.command("getMore", reply["cursor"]["id"], collection="c")
+    more = set_client.cfreport.command("getMore", reply["cursor"]["id"], collection="c")
     assert type(more["cursor"]["id"]) is Int64
-    done = set_client.fid.command("find", "c")
+    done = set_client.cfreport.command("find", "c")
     assert type(done["cursor"]["id"]) is Int64 and done["cursor"]["id"] == 0
 
 
 def test_duplicate_key_names_index_pattern_and_value(replset, set_client):
-    coll = set_client.get_database("fid", write_concern=WriteConcern("majority")).users
+    coll = set_client.get_database("cfreport", write_concern=WriteConcern("majority")).users
     coll.create_index([("name", 1)], unique=True, name="name_unique")
     coll.insert_one({"_id": 1, "name": "ann"})
     with pytest.raises(DuplicateKeyError) as err:
@@ -62,33 +63,33 @@ def test_duplicate_key_names_index_pattern_and_value(replset, set_client):
 def test_stepdown_on_a_secondary_is_not_writable_primary(replset, set_client):
     primary = _primary(set_client)
     secondary = next(h for h in replset.hosts if h != primary)
-    with _direct(secondary) as client, pytest.raises(NotPrimaryError) as err:
+    with _direct(replset, secondary) as client, pytest.raises(NotPrimaryError) as err:
         client.admin.command("replSetStepDown", 60)
     assert err.value.details["code"] == 10107
     assert err.value.details["codeName"] == "NotWritablePrimary"
 
 
 def test_unacknowledged_writes_are_applied(replset, set_client):
-    coll = set_client.get_database("fid", write_concern=WriteConcern(w=0)).quiet
+    coll = set_client.get_database("cfreport", write_concern=WriteConcern(w=0)).quiet
     coll.insert_one({"_id": "w0"})
-    acked = set_client.fid.quiet
+    acked = set_client.cfreport.quiet
     wait_until(lambda: acked.count_documents({"_id": "w0"}) == 1, what="the w:0 insert")
 
 
 def test_unsatisfiable_write_concern_fails_at_once_with_code_100(replset, set_client):
-    coll = set_client.get_database("fid", write_concern=WriteConcern(w=5)).c
+    coll = set_client.get_database("cfreport", write_concern=WriteConcern(w=5)).c
     with pytest.raises(WriteConcernError) as err:
         coll.insert_one({"w": 5})
     assert err.value.code == 100
-    unknown = set_client.get_database("fid", write_concern=WriteConcern(w="nosuchmode")).c
+    unknown = set_client.get_database("cfreport", write_concern=WriteConcern(w="nosuchmode")).c
     with pytest.raises(WriteConcernError) as err:
         unknown.insert_one({"w": "nosuchmode"})
     assert err.value.code == 79
 
 
 def test_transactions_are_refused_and_nothing_applies(standin_set):
-    with pymongo.MongoClient(standin_set.uri) as client:
-        coll = client.get_database("fid", write_concern=WriteConcern("majority")).tx
+    with standin_set.client() as client:
+        coll = client.get_database("cfreport", write_concern=WriteConcern("majority")).tx
         with client.start_session() as session:
             with pytest.raises(OperationFailure) as err:
                 with session.start_transaction():
@@ -99,22 +100,24 @@ def test_transactions_are_refused_and_nothing_applies(standin_set):
 
 
 def test_server_status_db_stats_coll_stats(replset, set_client):
-    coll = set_client.get_database("fid", write_concern=WriteConcern("majority")).stats
+    coll = set_client.get_database("cfreport", write_concern=WriteConcern("majority")).stats
     coll.insert_many([{"i": i} for i in range(10)])
-    status = set_client.admin.command("serverStatus")
+    # serverStatus, dbStats and collStats are no hubcluster user's: a DBA's
+    with dba_client(replset) as dba:
+        status = dba.admin.command("serverStatus")
+        db_stats = dba.cfreport.command("dbStats")
+        coll_stats = dba.cfreport.command("collStats", "stats")
     assert status["host"] and status["version"] and status["uptime"] >= 0
     assert status["connections"]["current"] >= 1
     assert status["repl"]["setName"] == replset.set_name
     assert status["opcounters"]["insert"] >= 10
-    db_stats = set_client.fid.command("dbStats")
     assert db_stats["objects"] >= 10 and db_stats["collections"] >= 1
-    coll_stats = set_client.fid.command("collStats", "stats")
     assert coll_stats["count"] == 10 and coll_stats["nindexes"] == 1
-    assert coll_stats["ns"] == "fid.stats" and coll_stats["size"] > 0
+    assert coll_stats["ns"] == "cfreport.stats" and coll_stats["size"] > 0
 
 
 def test_create_and_drop_indexes(replset, set_client):
-    db = set_client.get_database("fid", write_concern=WriteConcern("majority"))
+    db = set_client.get_database("cfreport", write_concern=WriteConcern("majority"))
     db.command("create", "made")
     with pytest.raises(OperationFailure) as err:
         db.command("create", "made")
@@ -133,14 +136,14 @@ def test_create_and_drop_indexes(replset, set_client):
 
 
 def test_hello_has_topology_version_and_config_keeps_tags(standin):
+    hubs = {h: f"hub{i + 1}" for i, h in enumerate(standin.hosts)}
+    standin.initiate(hub_names=hubs)
     rs = ReplicaSet(standin.uri)
     try:
-        hubs = {h: f"hub{i + 1}" for i, h in enumerate(standin.hosts)}
-        rs.initiate(standin.hosts, standin.set_name, hub_names=hubs)
         rs.wait_for_primary(10)
     finally:
         rs.close()
-    with pymongo.MongoClient(standin.uri) as client:
+    with standin.client() as client:
         hello = client.admin.command("hello")
         config = client.admin.command("replSetGetConfig")["config"]
     assert set(hello["topologyVersion"]) == {"processId", "counter"}
@@ -149,9 +152,11 @@ def test_hello_has_topology_version_and_config_keeps_tags(standin):
 
 def test_initiate_without_config_then_reconfig_rules(standin):
     first = standin.hosts[0]
-    with _direct(first) as client:
-        client.admin.command("replSetInitiate")
-        wait_until(lambda: client.admin.command("hello")["isWritablePrimary"], what="primary")
+    with _direct(standin, first, None) as bare:
+        bare.admin.command("replSetInitiate")  # through the localhost exception
+        wait_until(lambda: bare.admin.command("hello")["isWritablePrimary"], what="primary")
+    standin.credentials.create_users(standin.direct_uri(first))
+    with _direct(standin, first) as client:
         config = client.admin.command("replSetGetConfig")["config"]
         assert [m["host"] for m in config["members"]] == [first]
 
@@ -176,9 +181,7 @@ def test_initiate_without_config_then_reconfig_rules(standin):
         assert reconfig(two_new, 3)["ok"] == 1
         hello = client.admin.command("hello")
     assert sorted(hello["hosts"]) == sorted([first, local, standin.hosts[2]])
-    with pymongo.MongoClient(
-        f"mongodb://{local}/?directConnection=true", serverSelectionTimeoutMS=5000
-    ) as other:
+    with standin.client(member=local, serverSelectionTimeoutMS=5000) as other:
         assert other.admin.command("hello")["me"] == local
 
 
@@ -186,22 +189,22 @@ def test_a_retried_write_is_answered_not_redone_even_on_the_next_primary(standin
     session = {"id": Binary(uuid.uuid4().bytes, 4)}
     insert = {"documents": [{"_id": "once", "n": 0}], "writeConcern": {"w": "majority"}}
     bump = {"updates": [{"q": {"_id": "once"}, "u": {"$inc": {"n": 1}}}]}
-    with pymongo.MongoClient(standin_set.uri) as client:
-        first = client.fid.command("insert", "c", lsid=session, txnNumber=Int64(1), **insert)
-        again = client.fid.command("insert", "c", lsid=session, txnNumber=Int64(1), **insert)
+    with standin_set.client() as client:
+        first = client.cfreport.command("insert", "c", lsid=session, txnNumber=Int64(1), **insert)
+        again = client.cfreport.command("insert", "c", lsid=session, txnNumber=Int64(1), **insert)
         assert first == again == {"n": 1, "ok": 1}
-        client.fid.command("update", "c", lsid=session, txnNumber=Int64(2), **bump)
+        client.cfreport.command("update", "c", lsid=session, txnNumber=Int64(2), **bump)
         old = _primary(client)
-        with _direct(old) as direct:
+        with _direct(standin_set, old) as direct:
             direct.admin.command("replSetStepDown", 30)
         wait_until(lambda: standin_set.primary() not in (None, old), what="a new primary")
-        retry = client.fid.command("update", "c", lsid=session, txnNumber=Int64(2), **bump)
+        retry = client.cfreport.command("update", "c", lsid=session, txnNumber=Int64(2), **bump)
         assert retry["n"] == 1 and _primary(client) != old
-        assert list(client.fid.c.find()) == [{"_id": "once", "n": 1}]
+        assert list(client.cfreport.c.find()) == [{"_id": "once", "n": 1}]
 
 
 def test_localhost_and_host_names_do_not_mix(standin):
-    with _direct(standin.hosts[0]) as client, pytest.raises(OperationFailure) as err:
+    with _direct(standin, standin.hosts[0], None) as client, pytest.raises(OperationFailure) as err:
         port = standin.hosts[1].split(":")[1]
         members = [{"_id": 0, "host": standin.hosts[0]}, {"_id": 1, "host": f"hub2:{port}"}]
         client.admin.command("replSetInitiate", {"_id": standin.set_name, "members": members})

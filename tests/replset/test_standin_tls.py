@@ -1,4 +1,4 @@
-"""TLS to the stand-in (requireTLS) with a private CA made here: hubctl checks mongod's
+"""TLS to the default stand-in (requireTLS with its private CA): hubctl checks mongod's
 certificate against the CA it is given, and a client without TLS or without the CA fails."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from hub.mongo import use_access
 from hub.mongo_access import ENV_PASSWORD_FILE, ENV_TLS_CA_FILE, ENV_USER
 from hubctl.app import app
 from hubctl.lab.standin import StandinCluster
-from hubctl.lab.standin.tls import TlsFiles, make_private_ca, server_context
+from hubctl.lab.standin.tls import TlsFiles, make_private_ca
 from tests.conftest import ELECTION_TIMEOUT
-from tests.replset.test_standin_auth import init_args, running_hubd, write_passwords
+from tests.replset.test_standin_auth import init_args, write_passwords
 
 runner = CliRunner()
 
@@ -30,16 +30,14 @@ def no_leftover_access() -> Iterator[None]:
 
 @pytest.fixture
 def tls_set(tmp_path: Path) -> Iterator[tuple[StandinCluster, TlsFiles, Path]]:
-    files = make_private_ca(tmp_path / "tls")
     passwords = write_passwords(tmp_path / "passwords")
-    cluster = StandinCluster(
-        election_timeout=ELECTION_TIMEOUT, auth=True, tls=server_context(files)
-    )
-    with cluster:
+    with StandinCluster(election_timeout=ELECTION_TIMEOUT) as cluster:
+        files = cluster.credentials.tls_files
+        assert files is not None
         result = runner.invoke(
             app,
             [*init_args(cluster), "--create-users", str(passwords)],
-            env={ENV_TLS_CA_FILE: str(files.ca_file), ENV_USER: None},
+            env={ENV_TLS_CA_FILE: str(files.ca_file), ENV_USER: None, ENV_PASSWORD_FILE: None},
         )
         assert result.exit_code == 0, result.output
         yield cluster, files, passwords
@@ -88,12 +86,3 @@ def test_hubctl_checks_the_certificate_with_the_ca_it_is_given(tls_set):
     )
     assert refused.exit_code == 3, refused.output
     assert len(refused.stderr.strip().splitlines()) == 1
-
-
-def test_hubd_checks_the_certificate_with_its_configured_ca(tls_set, tmp_path):
-    cluster, files, passwords = tls_set
-    extra = f'tls_ca_file = "{files.ca_file}"\n'
-    with running_hubd(cluster, passwords, tmp_path, extra) as (me, config):
-        on_hub = runner.invoke(app, ["status", "--config", str(config)], env={ENV_USER: None})
-        assert on_hub.exit_code == 0, on_hub.output
-        assert me in on_hub.stdout

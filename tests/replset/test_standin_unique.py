@@ -9,8 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 @pytest.fixture
 def coll(replset, set_client):
-    db = set_client.get_database("uniq", write_concern=WriteConcern("majority", wtimeout=5000))
-    db.drop_collection("c")
+    db = set_client.get_database("cfreport", write_concern=WriteConcern("majority", wtimeout=5000))
     c = db["c"]
     c.create_index([("host", 1), ("seq", 1)], unique=True, name="host_seq")
     return c
@@ -46,7 +45,8 @@ def test_key_moved_by_update_is_enforced_at_its_new_value(coll):
 
 def test_recreated_index_sees_documents_written_without_it(coll):
     coll.insert_one({"_id": 1, "host": "z", "seq": 9})
-    coll.drop()
+    coll.drop_index("host_seq")  # dropIndex: hubd's own action (the pre-epoch index)
+    coll.delete_many({})
     coll.insert_one({"_id": 2, "host": "z", "seq": 9})
     coll.create_index([("host", 1), ("seq", 1)], unique=True, name="host_seq")
     with pytest.raises(DuplicateKeyError):

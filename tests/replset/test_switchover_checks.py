@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.events import list_events
-from hub.mongo import connect, connect_member
+from hub.mongo import access_as, connect, connect_member
 from hub.replset import ReplicaSet
 from hub.switchover import switchover_plan
 from hub.topology import ReplsetError
@@ -93,8 +93,10 @@ def test_priority_0_and_hidden_targets_are_refused(standin):
         ],
         "settings": {"electionTimeoutMillis": 500},
     }
-    with connect_member(standin.uri, hosts[0]) as client:
+    # by hand, through the localhost exception; then the users as init-replset makes them
+    with access_as(standin.access(None)), connect_member(standin.uri, hosts[0]) as client:
         client.admin.command("replSetInitiate", config)
+    standin.credentials.create_users(standin.uri)
     rs = ReplicaSet(standin.uri)
     try:
         assert rs.wait_for_primary(20) == hosts[0]

@@ -21,6 +21,7 @@ from client_agent.spool import Spool
 from client_agent.state import ClientState
 from hub.collector import Collector
 from hub.config import CollectorSettings
+from hubcluster import ssh_options
 from hubcluster.hub_session import open_hub
 from tests.sshsvc.harness import client_config
 
@@ -112,6 +113,30 @@ def test_the_running_users_ssh_config_is_never_read(report_service, tmp_path, mo
             await collector.close()
 
     asyncio.run(peer_and_collector())
+
+
+def test_the_collectors_kept_connections_send_no_keepalive(report_service):
+    """An idle kept connection would cost the master ~0.1 ms a probe (benchmarks/RESULTS.md)."""
+    hubs, state, report_port = report_service
+    client_key = state.client_key().convert_to_public()
+    collector = Collector(
+        None,  # type: ignore[arg-type]  # a connection needs no database
+        CollectorSettings(connect_timeout=5.0),
+        "hub0",
+        hubs.hub_key,
+        lambda sha: client_key,
+        lambda: True,
+    )
+
+    async def connect() -> float:
+        host = {"_id": "x", "address": "127.0.0.1", "report_port": report_port}
+        conn = await collector._connection(host)
+        try:
+            return conn._keepalive_interval  # asyncssh keeps no public view of it
+        finally:
+            await collector.close()
+
+    assert asyncio.run(connect()) == ssh_options.COLLECTOR_KEEPALIVE_SECONDS == 0
 
 
 def _ssh_calls(tree: ast.AST) -> list[ast.Call]:

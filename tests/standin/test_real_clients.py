@@ -7,13 +7,15 @@ design (it runs transactions) is asserted per target.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-import pymongo
 import pytest
 
 from hubctl.lab.standin import StandinCluster
+from tests.conftest import DBA_PASSWORD, DBA_USER, dba_client, make_dba, wait_until
+from tests.standin.conftest import login_uri, tls_options
 from tests.standin.node_clients import NodeClients, last_json
 
 
@@ -21,11 +23,29 @@ def _is_standin(cluster) -> bool:
     return isinstance(cluster, StandinCluster)
 
 
+def _users_once_primary(cluster) -> None:
+    """What init-replset --create-users does after mongosh's rs.initiate(): the users,
+    through the localhost exception, once the first member is primary; then the
+    administrator the shell logs in as."""
+    first = f"mongodb://{cluster.hosts[0]}/?directConnection=true"
+    with cluster.client(None, member=cluster.hosts[0], serverSelectionTimeoutMS=5000) as bare:
+        wait_until(lambda: bare.admin.command("hello")["isWritablePrimary"], 30, 0.1, "primary")
+    cluster.credentials.create_users(first)
+    make_dba(cluster, first)
+
+
 def test_mongosh_initiates_and_administers_the_set(clients: NodeClients, bare_set):
     hosts = bare_set.hosts
+    users = threading.Thread(target=_users_once_primary, args=(bare_set,), daemon=True)
+    users.start()
     seen = clients.shell(
-        f"mongodb://{hosts[0]}/?directConnection=true", "shell_admin.js", HOSTS=",".join(hosts)
+        login_uri(bare_set, hosts[0], login=False),
+        "shell_admin.js",
+        HOSTS=",".join(hosts),
+        LOGIN=f"{DBA_USER}:{DBA_PASSWORD}",
+        OPTIONS=tls_options(bare_set),
     )
+    users.join(10)
     assert seen["initiate"] == 1 and len(seen["singleMember"]) == 1
     added = seen["added"]
     if _is_standin(bare_set):
@@ -52,7 +72,7 @@ def test_mongosh_initiates_and_administers_the_set(clients: NodeClients, bare_se
 
 def test_mongosh_reads_from_a_secondary(clients: NodeClients, live_set):
     before = _secondary_queries(live_set)
-    seen = clients.shell(live_set.uri, "shell_reads.js")
+    seen = clients.shell(login_uri(live_set), "shell_reads.js")
     assert seen["inserted"] == 450 and seen["index"] == "i_1"
     assert seen["readPref"] == "secondary"
     assert seen["found"] == 450 and seen["ordered"] is True  # 5 batches: 1 find + 4 getMore
@@ -66,7 +86,7 @@ def test_mongosh_reads_from_a_secondary(clients: NodeClients, live_set):
 def _secondary_queries(cluster) -> int:
     total = 0
     for host in cluster.hosts:
-        with pymongo.MongoClient(f"mongodb://{host}/?directConnection=true") as client:
+        with dba_client(cluster, host) as client:
             status = client.admin.command("serverStatus")
             if status["repl"].get("secondary"):
                 total += status["opcounters"]["query"]
@@ -74,7 +94,7 @@ def _secondary_queries(cluster) -> int:
 
 
 def test_mongosh_reads_server_and_collection_state(clients: NodeClients, live_set):
-    seen = clients.shell(live_set.uri, "shell_server.js")
+    seen = clients.shell(login_uri(live_set), "shell_server.js")
     assert seen["serverStatus"] == [
         "host",
         "version",
@@ -96,7 +116,7 @@ def test_mongosh_reads_server_and_collection_state(clients: NodeClients, live_se
 
 
 def test_node_driver_crud_errors_and_secondary_reads(clients: NodeClients, live_set):
-    seen = clients.run_driver("driver_crud.js", URI=live_set.uri)
+    seen = clients.run_driver("driver_crud.js", URI=login_uri(live_set))
     assert seen["inserted"] == 300 and seen["index"] == "host_unique"
     duplicate = seen["duplicate"]
     assert duplicate["code"] == 11000 and "index: host_unique" in duplicate["message"]
@@ -120,7 +140,7 @@ def run_failover(clients: NodeClients, cluster, tmp_path: Path, action, idle: bo
     signal_file = tmp_path / "broken-at"
     proc = clients.driver(
         "driver_failover.js",
-        URI=cluster.uri,
+        URI=login_uri(cluster),
         SIGNAL_FILE=str(signal_file),
         IDLE="1" if idle else "0",
     )
@@ -145,7 +165,7 @@ def run_failover(clients: NodeClients, cluster, tmp_path: Path, action, idle: bo
 
 
 def _stored_seqs(cluster) -> list[int]:
-    with pymongo.MongoClient(cluster.uri, serverSelectionTimeoutMS=20000) as client:
+    with dba_client(cluster, serverSelectionTimeoutMS=20000) as client:
         return sorted(d["seq"] for d in client.failover.writes.find({}, {"seq": 1}))
 
 
@@ -177,7 +197,7 @@ def test_node_driver_with_the_primary_isolated(clients: NodeClients, live_set, t
     assert seen["errors"] == []
     assert seen["primaryAfter"] not in (None, seen["primaryBefore"])
     # The isolated member still answers clients on loopback, as a secondary.
-    with pymongo.MongoClient(f"mongodb://{seen['primaryBefore']}/?directConnection=true") as client:
+    with dba_client(live_set, seen["primaryBefore"]) as client:
         assert client.admin.command("hello")["isWritablePrimary"] is False
     live_set.heal(seen["primaryBefore"])
     assert _stored_seqs(live_set) == sorted(seen["acked"])

@@ -1,4 +1,4 @@
-"""mongosh and the Node.js driver log in to an auth=True, TLS stand-in as they do to mongod:
+"""mongosh and the Node.js driver log in to the default stand-in (access control, TLS) as to mongod:
 SCRAM-SHA-256 with no mechanism configured (the stand-in refuses any other), the certificate
 checked against the private CA, mongod's codes for what a user may not do."""
 
@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.mongo import use_access
-from hub.mongo_access import ENV_TLS_CA_FILE, ENV_USER
+from hub.mongo_access import ENV_PASSWORD_FILE, ENV_TLS_CA_FILE, ENV_USER
 from hubctl.app import app
 from hubctl.lab.standin import StandinCluster
-from hubctl.lab.standin.tls import TlsFiles, make_private_ca, server_context
+from hubctl.lab.standin.tls import TlsFiles
 from tests.replset.test_standin_auth import init_args, write_passwords
 from tests.standin.node_clients import NodeClients
 
@@ -25,17 +25,16 @@ ELECTION_TIMEOUT = 1.0
 
 @pytest.fixture
 def secure_set(tmp_path: Path) -> Iterator[tuple[StandinCluster, TlsFiles]]:
-    files = make_private_ca(tmp_path / "tls")
     passwords = write_passwords(tmp_path / "passwords")
-    cluster = StandinCluster(
-        election_timeout=ELECTION_TIMEOUT, auth=True, tls=server_context(files)
-    )
+    cluster = StandinCluster(election_timeout=ELECTION_TIMEOUT)  # access control + TLS
+    files = cluster.credentials.tls_files
+    assert files is not None
     try:
         with cluster:
             result = CliRunner().invoke(
                 app,
                 [*init_args(cluster), "--create-users", str(passwords)],
-                env={ENV_TLS_CA_FILE: str(files.ca_file), ENV_USER: None},
+                env={ENV_TLS_CA_FILE: str(files.ca_file), ENV_USER: None, ENV_PASSWORD_FILE: None},
             )
             assert result.exit_code == 0, result.output
             with pymongo.MongoClient(

@@ -7,19 +7,26 @@ import ssl
 import time
 
 from hubctl.lab.standin.access import AccessControl
+from hubctl.lab.standin.credentials import ClusterCredentials, CredentialedCluster
 from hubctl.lab.standin.model import Member, ReplicaSetModel
 from hubctl.lab.standin.server import MemberServer
+from hubctl.lab.standin.tls import server_context
 
 STATE_NAMES = {0: "STARTUP", 1: "PRIMARY", 2: "SECONDARY", 8: "DOWN", 10: "REMOVED"}
 
 log = logging.getLogger("hubcluster.standin")
 
 
-class StandinCluster:
+class StandinCluster(CredentialedCluster):
     """Three (or `size`) MongoDB-protocol servers on 127.0.0.1 sharing one replica-set model.
 
     `ports` fixes the ports (the lab uses a base port); by default free ones are chosen.
     Use as a context manager, or call start() and stop().
+
+    By default it is mongod as production runs it: access control on (users are made by
+    initiate(), through the localhost exception) and requireTLS with a private CA of its own;
+    access()/client()/env() connect as one of hub.db_roles' users. auth=False, tls=False is
+    the open mode, for a test about that mode only.
     """
 
     def __init__(
@@ -28,8 +35,9 @@ class StandinCluster:
         ports: list[int] | None = None,
         set_name: str = "CFEngineNova",
         election_timeout: float = 10.0,
-        auth: bool = False,
-        tls: ssl.SSLContext | None = None,
+        auth: bool = True,
+        tls: bool | ssl.SSLContext = True,
+        credentials: ClusterCredentials | None = None,
     ) -> None:
         if ports is not None and len(ports) != size:
             raise ValueError(f"{size} members need {size} ports, got {len(ports)}")
@@ -39,10 +47,22 @@ class StandinCluster:
         self.servers: list[MemberServer] = []
         self.model: ReplicaSetModel | None = None
         self.events: list[tuple[float, str]] = []
-        # auth=True: mongod with access control (security.authorization: enabled).
-        self.access = AccessControl() if auth else None
-        # tls: each member's server context (hubctl.lab.standin.tls): requireTLS.
-        self.tls = tls
+        # auth: mongod with access control (security.authorization: enabled).
+        # tls: requireTLS, with the credentials' private CA (or a server context given).
+        # The lab passes credentials kept in its directory; else a temporary set.
+        if credentials is None:
+            secure = auth and tls is True
+            credentials = (
+                ClusterCredentials.shared()
+                if secure
+                else ClusterCredentials(auth=auth, tls=tls is True)
+            )
+        self.credentials = credentials
+        self.access_control = AccessControl() if self.credentials.auth else None
+        files = self.credentials.tls_files
+        self.tls: ssl.SSLContext | None = (
+            server_context(files) if files else tls if isinstance(tls, ssl.SSLContext) else None
+        )
 
     def start(self) -> StandinCluster:
         # The model needs member names, and names need ports, so bind first and wire after.
@@ -59,7 +79,7 @@ class StandinCluster:
         for server in self.servers:
             server.model = self.model
             server.name = f"127.0.0.1:{server.port}"
-            server.access = self.access
+            server.access = self.access_control
         return self
 
     def _record(self, message: str) -> None:
@@ -72,6 +92,7 @@ class StandinCluster:
             self.model.stop()
         for server in self.servers:
             server.stop()
+        self.credentials.close()
 
     def __enter__(self) -> StandinCluster:
         return self.start()
@@ -91,6 +112,9 @@ class StandinCluster:
     def direct_uri(self, member: str | int) -> str:
         return f"mongodb://{self._server(member).name}/?directConnection=true"
 
+    def member_name(self, member: str | int) -> str:
+        return self._server(member).name
+
     def _server(self, member: str | int) -> MemberServer:
         assert self.model is not None
         name = self.model.member(member).name
@@ -101,7 +125,7 @@ class StandinCluster:
         """Start one more mongod, in no set's config yet: a new machine for a dead one's place."""
         assert self.model is not None
         server = MemberServer(self.model, "", None)
-        server.access = self.access
+        server.access = self.access_control
         server.tls = self.tls
         server.start()
         server.name = f"127.0.0.1:{server.port}"

@@ -25,12 +25,18 @@ function waitFor(what, fn, seconds) {
   }
   throw new Error("timed out waiting for " + what);
 }
+// Access control and TLS, as mongod runs in production: the shell initiates through the
+// localhost exception; once it is primary the test makes the users (init-replset's way) and
+// the shell logs in as the administrator. Other members: the same login, over TLS.
+const [user, pwd] = process.env.LOGIN.split(":");
 function other(host) {
-  return new Mongo("mongodb://" + host + "/?directConnection=true").getDB("admin");
+  const uri = "mongodb://" + process.env.LOGIN + "@" + host + "/?directConnection=true&";
+  return new Mongo(uri + process.env.OPTIONS).getDB("admin");
 }
 
 out.initiate = rs.initiate().ok;
 waitFor("a primary", () => db.hello().isWritablePrimary, 30);
+waitFor("the administrator's login", () => db.getSiblingDB("admin").auth(user, pwd).ok === 1, 30);
 out.singleMember = rs.conf().members.map((m) => m.host);
 // mongod refuses a config mixing localhost references with host names, so the members are
 // added in the first one's form: localhost:PORT where that is a loopback address.

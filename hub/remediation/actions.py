@@ -1,0 +1,134 @@
+"""What a remediation does: run a client's agent now, re-sync a hub's masterfiles, or run a
+command from the hub config's allow-list. Each returns (ok, what happened, in a few words)
+and never raises: a failed action is a history line, not a stalled round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import Callable
+from typing import Any
+
+import asyncssh
+from pymongo.errors import PyMongoError
+
+from hub.remediation.ledger import RESYNCS
+from hub.remediation.rules import RESYNC, RUN_AGENT, RemediationSettings, Rule
+from hub.remediation.triggers import Trigger
+from hub.store import HubStore
+from hubcluster.messages import MessageError
+from hubcluster.run_request import EXIT_BUSY, RunReply, run_command_line
+from hubcluster.ssh_options import client_options
+
+KeyLookup = Callable[[str], asyncssh.SSHKey | None]
+RESYNC_POLL_SECONDS = 0.5
+CONNECT_TIMEOUT = 10.0
+
+
+class Actions:
+    def __init__(
+        self,
+        store: HubStore,
+        settings: RemediationSettings,
+        hub_key: asyncssh.SSHKey,
+        key_lookup: KeyLookup,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.hub_key = hub_key
+        self.key_lookup = key_lookup
+        self.connect_timeout = connect_timeout
+
+    async def act(
+        self, rule: Rule, trigger: Trigger, key: str, host: dict[str, Any] | None
+    ) -> tuple[bool, str]:
+        timeout = self.settings.action_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                if rule.action == RUN_AGENT:
+                    return await self.run_agent(rule, host)
+                if rule.action == RESYNC:
+                    return await self.resync(trigger.target, key)
+                return await self.command(rule, trigger)
+        except TimeoutError:
+            return False, f"no answer within {timeout:g}s"
+
+    async def run_agent(self, rule: Rule, host: dict[str, Any] | None) -> tuple[bool, str]:
+        if host is None:
+            return False, "not a registered client"
+        key = self.key_lookup(host["_id"])
+        if key is None:
+            return False, "no key in ppkeys/ for this client"
+        try:
+            async with asyncssh.connect(
+                host["address"],
+                int(host["report_port"]),
+                **client_options(
+                    client_keys=[self.hub_key],
+                    known_hosts=([key], [], []),
+                    connect_timeout=self.connect_timeout,
+                ),
+            ) as conn:
+                done = await conn.run(run_command_line(rule.classes), check=False)
+        except (OSError, asyncssh.Error) as exc:
+            return False, f"{type(exc).__name__}: {str(exc) or 'no detail'}"[:200]
+        if done.exit_status != 0:
+            said = str(done.stderr or "").strip().splitlines()
+            return False, f"the client refused: {said[-1] if said else done.exit_status}"[:200]
+        try:
+            reply = RunReply.from_json(str(done.stdout or "").strip())
+        except MessageError as exc:
+            return False, str(exc)[:200]
+        if reply.exit_code == EXIT_BUSY:
+            return False, reply.summary
+        return True, f"exit {reply.exit_code}: {reply.summary}"[:300]
+
+    async def resync(self, hub: str, key: str) -> tuple[bool, str]:
+        """Ask `hub` (through the set: it reads its asks every few seconds) to sync now, and
+        wait for its answer."""
+        coll = self.store.db[RESYNCS]
+        now = dt.datetime.now(dt.UTC)
+        try:
+            await asyncio.to_thread(
+                coll.update_one,
+                {"_id": key},
+                {"$setOnInsert": {"hub": hub, "asked": now, "done": None}},
+                upsert=True,
+            )
+            while True:
+                await asyncio.sleep(RESYNC_POLL_SECONDS)
+                doc = await asyncio.to_thread(coll.find_one, {"_id": key})
+                if doc and doc.get("done") is not None:
+                    return bool(doc.get("ok")), str(doc.get("result") or "synced")
+        except PyMongoError as exc:
+            return False, f"the set did not take the ask: {exc}"[:200]
+
+    async def command(self, rule: Rule, trigger: Trigger) -> tuple[bool, str]:
+        argv = self.settings.commands[rule.command]
+        env = dict(os.environ)
+        env.update(
+            HUBCLUSTER_REMEDIATION_RULE=rule.name,
+            HUBCLUSTER_REMEDIATION_TARGET=trigger.name,
+            HUBCLUSTER_REMEDIATION_REASON=trigger.reason,
+        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+            )
+        except OSError as exc:
+            return False, f"cannot start {argv[0]}: {exc.strerror or exc}"
+        try:
+            out, _ = await proc.communicate()
+        except asyncio.CancelledError:
+            proc.kill()
+            raise
+        lines = out.decode("utf-8", "replace").strip().splitlines()
+        tail = lines[-1][:200] if lines else "no output"
+        return proc.returncode == 0, f"exit {proc.returncode}: {tail}"

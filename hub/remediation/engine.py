@@ -1,0 +1,310 @@
+"""One round of remediation, run by the master after each finished collection round.
+
+Per rule: is it paused, is an operator at work on the set (maintenance, a freeze), is its
+breaker open; what fires (triggers); too much of the fleet at once opens the breaker and
+runs nothing; otherwise each target is decided under the limits, recorded under its
+idempotency key before anything runs, and run in the background so a slow client never
+holds the next collection round. A skip is said once, not every round, until it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pymongo.errors import PyMongoError
+
+from hub.remediation import limits, sentences
+from hub.remediation.actions import Actions
+from hub.remediation.ledger import ALL_RULES, DONE, DRY_RUN, FAILED, RUNNING, Ledger, aware
+from hub.remediation.ledger import idempotency_key as make_key
+from hub.remediation.rules import CLIENT_TRIGGERS, RemediationSettings, Rule
+from hub.remediation.triggers import Facts, Trigger, asked, read_facts, triggered
+from hub.store import HubStore
+
+if TYPE_CHECKING:
+    from hub.metrics import HubMetrics
+
+log = logging.getLogger("hubcluster.remediation")
+
+EventSink = Callable[..., None]  # node.event(kind, message, **details)
+EVENT_KIND = "remediation"
+# A running record older than the action timeout plus this is one its master never finished.
+GIVE_UP_GRACE = 5.0
+
+
+class RemediationEngine:
+    def __init__(
+        self,
+        store: HubStore,
+        settings: RemediationSettings,
+        hub: str,
+        is_master: Callable[[], bool],
+        event: EventSink,
+        actions: Actions,
+        metrics: HubMetrics | None = None,
+        check_items: Callable[[], list[str]] | None = None,
+    ) -> None:
+        self.ledger = Ledger(store)
+        self.store = store
+        self.settings = settings
+        self.hub = hub
+        self.is_master = is_master
+        self.event = event
+        self.actions = actions
+        self.metrics = metrics
+        self.check_items = check_items
+        self._inflight: dict[str, asyncio.Task] = {}
+        self._said: dict[tuple[str, str], str] = {}  # (rule, target) -> last skip sentence
+        self._published = False
+
+    # ----- a round --------------------------------------------------------------------------
+    async def after_round(self) -> None:
+        """Decide and start this round's remediations; never raises into the round."""
+        if not self.settings.rules or not self.is_master():
+            return
+        try:
+            await self._round()
+        except Exception:  # noqa: BLE001 - a remediation bug must not stop collection
+            log.exception("remediation: this round's decisions stopped on an error")
+
+    async def _round(self) -> None:
+        try:
+            await asyncio.to_thread(self._prepare)
+            wants_check = any(r.trigger == "check" for r in self.settings.rules)
+            facts = await asyncio.to_thread(
+                read_facts, self.store, self.hub, self.check_items if wants_check else None
+            )
+            states = await asyncio.to_thread(self.ledger.rule_states)
+            lookback = max(max(r.window, r.cooldown) for r in self.settings.rules)
+            since = facts.now - dt.timedelta(seconds=lookback)
+            records = await asyncio.to_thread(self.ledger.since, since)
+            running = await asyncio.to_thread(self.ledger.running)
+            await asyncio.to_thread(self._give_up_orphans, running, facts.now)
+        except PyMongoError as exc:
+            log.warning("remediation: the set did not answer, nothing decided: %s", exc)
+            return
+        count = sum(1 for r in running if not self._orphan(r, facts.now))
+        for rule in self.settings.rules:
+            if not self.is_master():
+                return
+            count = await self._rule_round(rule, facts, states, records, count)
+
+    def _prepare(self) -> None:
+        if not self._published:
+            self.ledger.ensure_indexes()
+            self.ledger.publish_rules({r.name: r.summary() for r in self.settings.rules})
+            self._published = True
+
+    def _orphan(self, record: dict[str, Any], now: dt.datetime) -> bool:
+        """A running record no master will finish: not ours, and past the action timeout."""
+        if record["_id"] in self._inflight:
+            return False
+        limit = self.settings.action_timeout + GIVE_UP_GRACE
+        return (now - aware(record["started"])).total_seconds() > limit
+
+    def _give_up_orphans(self, running: list[dict[str, Any]], now: dt.datetime) -> None:
+        for record in running:
+            if not self._orphan(record, now):
+                continue
+            if self.ledger.give_up(record["_id"]):
+                by = str(record.get("by") or "a master")
+                self.event(
+                    EVENT_KIND,
+                    sentences.gave_up(str(record.get("name")), by),
+                    rule=record.get("rule"),
+                    target=record.get("target"),
+                    key=record["_id"],
+                )
+
+    async def _rule_round(
+        self,
+        rule: Rule,
+        facts: Facts,
+        states: dict[str, dict[str, Any]],
+        records: list[dict[str, Any]],
+        running: int,
+    ) -> int:
+        fired = triggered(rule, facts, self.hub)
+        client_fired = len(fired)
+        requests, unknown = asked(rule, facts)
+        for ask_id in unknown:
+            self.event(EVENT_KIND, f"ignored {ask_id}: no such client or hub", rule=rule.name)
+            await asyncio.to_thread(self.ledger.drop_ask, ask_id)
+        fired += requests
+        if not fired:
+            self._forget(rule.name, set())
+            return running
+        self._forget(rule.name, {t.target for t in fired})
+        blocked = self._rule_blocked(rule, facts, states)
+        if blocked is None and rule.trigger in CLIENT_TRIGGERS and facts.hosts:
+            share = 100.0 * client_fired / len(facts.hosts)
+            if share > rule.breaker_percent:
+                sentence = sentences.breaker_opened(rule.name, share, rule.breaker_percent)
+                opened = await asyncio.to_thread(
+                    self.ledger.open_breaker, rule.name, share, rule.breaker_percent, sentence
+                )
+                if opened:
+                    self.event(EVENT_KIND, sentence, rule=rule.name, share=share)
+                    self._said[(rule.name, "*")] = sentence
+                if self.metrics is not None:
+                    self.metrics.remediation_breaker(rule.name, True)
+                blocked = (limits.BREAKER, sentence)
+        if blocked is not None:
+            reason, sentence = blocked
+            self._say(rule.name, "*", "*", sentence)
+            for _ in fired:
+                self._skipped(rule, reason)
+            await self._drop_asks(requests)
+            return running
+        for t in fired:
+            key = make_key(rule.name, t.target, t.evidence)
+            mine = [
+                r for r in records if r.get("rule") == rule.name and r.get("target") == t.target
+            ]
+            decision = limits.decide(
+                rule, t, key, mine, running, self.settings.max_concurrent, facts.now, self.hub
+            )
+            if not decision.run:
+                self._skipped(rule, decision.reason or "")
+                if not decision.quiet:
+                    self._say(rule.name, t.target, t.name, decision.sentence)
+                continue
+            started = await self._start(rule, t, key, facts)
+            if started is not None:
+                records.append(started)
+                running += 0 if rule.dry_run else 1
+        await self._drop_asks(requests)
+        return running
+
+    def _rule_blocked(
+        self, rule: Rule, facts: Facts, states: dict[str, dict[str, Any]]
+    ) -> tuple[str, str] | None:
+        for name in (ALL_RULES, rule.name):
+            state = states.get(name) or {}
+            if state.get("paused"):
+                who = state.get("paused_by") or "an operator"
+                scope = "all rules" if name == ALL_RULES else "the rule"
+                return limits.PAUSED, sentences.rule_suppressed(
+                    rule.name, f"{scope} paused by {who}"
+                )
+        if facts.suppressed:
+            return limits.SUPPRESSED, sentences.rule_suppressed(rule.name, facts.suppressed)
+        breaker = (states.get(rule.name) or {}).get("breaker") or {}
+        if breaker.get("open"):
+            return limits.BREAKER, sentences.rule_suppressed(
+                rule.name,
+                f"breaker open, waiting for hubctl remediation reset-breaker {rule.name}",
+            )
+        return None
+
+    async def _drop_asks(self, requests: list[Trigger]) -> None:
+        for t in requests:
+            await asyncio.to_thread(self.ledger.drop_ask, t.evidence.removeprefix("ask "))
+
+    # ----- running one ----------------------------------------------------------------------
+    async def _start(self, rule: Rule, t: Trigger, key: str, facts: Facts) -> dict[str, Any] | None:
+        now = dt.datetime.now(dt.UTC)
+        record = {
+            "_id": key,
+            "rule": rule.name,
+            "target": t.target,
+            "name": t.name,
+            "evidence": t.evidence,
+            "reason": t.reason,
+            "action": rule.action,
+            "status": DRY_RUN if rule.dry_run else RUNNING,
+            "started": now,
+            "finished": now if rule.dry_run else None,
+            "by": self.hub,
+            "asked_by": t.asked_by,
+        }
+        try:
+            # Majority-acknowledged BEFORE anything runs: the idempotency key's whole point.
+            held = await asyncio.to_thread(self.ledger.claim, record)
+        except PyMongoError as exc:
+            log.warning("remediation of %s not recorded, so not run: %s", t.name, exc)
+            return None
+        if held is not None:
+            by = str(held.get("by") or "a master")
+            self._skipped(rule, limits.RECORDED)
+            self._say(rule.name, t.target, t.name, sentences.recorded_already(t.name, by, t.reason))
+            return None
+        self._said.pop((rule.name, t.target), None)
+        if rule.dry_run:
+            self._ran(rule, "dry_run")
+            self.event(
+                EVENT_KIND,
+                sentences.would_run(rule.action, t.name, t.reason, rule.command),
+                rule=rule.name,
+                target=t.name,
+                key=key,
+                dry_run=True,
+            )
+            return record
+        host = facts.hosts.get(t.target)
+        self._inflight[key] = asyncio.create_task(self._run(rule, t, key, host))
+        return record
+
+    async def _run(self, rule: Rule, t: Trigger, key: str, host: dict[str, Any] | None) -> None:
+        try:
+            ok, result = await self.actions.act(rule, t, key, host)
+            if ok:
+                sentence = sentences.ran(rule.action, t.name, t.reason, rule.command)
+            else:
+                sentence = sentences.failed(rule.action, t.name, t.reason, result, rule.command)
+            self._ran(rule, "ok" if ok else "failed")
+            try:
+                await asyncio.to_thread(self.ledger.finish, key, DONE if ok else FAILED, result)
+            except PyMongoError as exc:
+                log.warning("remediation of %s ran, but its end was not recorded: %s", t.name, exc)
+            self.event(EVENT_KIND, sentence, rule=rule.name, target=t.name, key=key, result=result)
+        finally:
+            self._inflight.pop(key, None)
+
+    # ----- saying it once -------------------------------------------------------------------
+    def _say(self, rule: str, target: str, name: str, sentence: str) -> None:
+        gist = _gist(sentence)
+        if self._said.get((rule, target)) == gist:
+            return
+        self._said[(rule, target)] = gist
+        self.event(EVENT_KIND, sentence, rule=rule, target=name)
+
+    def _forget(self, rule: str, targets: set[str]) -> None:
+        """A target no longer triggered: its next skip is news again."""
+        for key in [k for k in self._said if k[0] == rule and k[1] not in targets | {"*"}]:
+            del self._said[key]
+        if not targets:
+            self._said.pop((rule, "*"), None)
+
+    def _skipped(self, rule: Rule, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.remediation_skipped(rule.name, reason)
+
+    def _ran(self, rule: Rule, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.remediation_ran(rule.name, result)
+
+    # ----- every hub ------------------------------------------------------------------------
+    def refresh_metrics(self) -> None:
+        """Breaker gauges from the set, on every hub (a standby's scrape says it too)."""
+        if self.metrics is None or not self.settings.rules:
+            return
+        states = self.ledger.rule_states()
+        for rule in self.settings.rules:
+            breaker = (states.get(rule.name) or {}).get("breaker") or {}
+            self.metrics.remediation_breaker(rule.name, bool(breaker.get("open")))
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+
+def _gist(sentence: str) -> str:
+    """What a skip sentence says, without its figures (a cool-down's seconds tick)."""
+    return re.sub(r"[0-9]+", "#", sentence)
