@@ -1,5 +1,6 @@
 """The hub's SSH service: `master`, `register`, peer `keys`/`masterfiles`, release transfers
-(`release-manifest`/`release-files`, hub.release_service), read-only SFTP.
+(`release-manifest`/`release-files`, hub.release_service). No SFTP and no shell: every
+session runs one command from the role's table.
 
 Its host key is the hub key pair shared by all hubs, so a client that pinned it can talk to
 any hub. What a connection may do depends on its role (see hub.ssh_auth); the commands of
@@ -28,7 +29,6 @@ from hub.masterfiles import current_release_id, releases_dir
 from hub.peer_commands import keys_reply, masterfiles_reply
 from hub.release_generations import served_generation
 from hub.release_service import TransferRefused, release_files, release_manifest
-from hub.sftp_masterfiles import refusing_sftp_server, release_sftp_server
 from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
 from hubcluster.config_check import split_address
 from hubcluster.keys import key_fingerprint, load_private_key
@@ -135,14 +135,6 @@ class HubService:
             self._finish(process, EXIT_REFUSED, "", "not authenticated")
             return
         await self._run(identity, process)
-
-    def sftp(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
-        """asyncssh's `sftp_factory`: the releases, read-only, to clients and peers only."""
-        identity = self._identity(chan.get_extra_info("connection"))
-        if identity is None or identity.role not in (Role.CLIENT, Role.PEER):
-            who = identity.label if identity else "an unauthenticated session"
-            return refusing_sftp_server(chan, self.releases, who)
-        return release_sftp_server(chan, self.releases, identity.label)
 
     async def _run(self, identity: Identity, process: asyncssh.SSHServerProcess) -> None:
         command = process.command
@@ -360,7 +352,6 @@ async def start_hub_service(
         port,
         server_factory=service.server,
         process_factory=service.process,
-        sftp_factory=service.sftp,
         encoding=None,
         **server_options(host_keys=[service.hub_key]),
     )

@@ -133,18 +133,6 @@ class HubSession:
         except MessageError as exc:
             raise HubBadAnswer(f"hub {self.address}: {exc}") from None
 
-    @asynccontextmanager
-    async def sftp(self) -> AsyncIterator[asyncssh.SFTPClient]:
-        """The hub's read-only view of its masterfiles releases."""
-        try:
-            client = await self.conn.start_sftp_client()
-        except (OSError, asyncssh.Error) as exc:
-            raise HubUnreachable(f"hub {self.address}: sftp: {_describe(exc)}") from None
-        try:
-            yield client
-        finally:
-            client.exit()
-
 
 @asynccontextmanager
 async def open_hub(

@@ -8,7 +8,7 @@ import json
 import asyncssh
 import pytest
 
-from hub import peer_sync, sftp_masterfiles
+from hub import peer_sync
 from hubcluster.hub_session import HubBadAnswer, open_hub
 from tests.peersync.peers import sync
 
@@ -61,34 +61,3 @@ def test_a_hub_answer_over_the_session_bound_is_refused(make_hubs):
 
     with pytest.raises(HubBadAnswer, match="keys: answer over 512 bytes; refused"):
         asyncio.run(ask())
-
-
-def test_sftp_reads_are_short_and_open_files_are_capped(make_hubs):
-    hubs = make_hubs()
-    rid = hubs.publish({"big.bin": b"\0" * (1 << 20), "small.txt": "s"})
-    client = new_key()
-    hubs.admit(client)
-
-    async def scenario() -> tuple[int, list[str]]:
-        async with open_hub(hubs.addresses[0], client, hubs.hub_key, 5.0) as session:
-            async with session.sftp() as sftp:
-                # One raw request for 1 MiB gets at most the bound back (a short read).
-                async with sftp.open(f"{rid}/big.bin", "rb") as f:
-                    handler = sftp._handler  # the request as a client sends it, one packet
-                    data = await handler.read(f._handle, 0, 1 << 20)
-                opened, refused = [], []
-                for _ in range(sftp_masterfiles.MAX_OPEN_FILES + 3):
-                    try:
-                        opened.append(await sftp.open(f"{rid}/small.txt", "rb"))
-                    except asyncssh.SFTPFailure as exc:
-                        refused.append(exc.reason)
-                for f in opened:
-                    await f.close()
-                # closed files free their slots
-                async with sftp.open(f"{rid}/small.txt", "rb") as f:
-                    assert await f.read() == b"s"
-                return len(data[0] if isinstance(data, tuple) else data), refused
-
-    size, refused = asyncio.run(scenario())
-    assert size == sftp_masterfiles.MAX_READ_BYTES
-    assert refused == [f"too many open files (at most {sftp_masterfiles.MAX_OPEN_FILES})"] * 3

@@ -1,15 +1,13 @@
-"""The hub's SSH service over real SSH on loopback: roles, register, master, confined SFTP."""
+"""The hub's SSH service over real SSH on loopback: roles, register, master, no SFTP."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import asyncssh
 import pytest
 
-from hub.masterfiles import releases_dir
 from hubcluster.hub_session import HubRefused, open_hub
 from hubcluster.keys import key_sha
 from hubcluster.messages import MasterInfo, RegisterReply, RegisterRequest
@@ -145,66 +143,23 @@ def test_shell_and_other_subsystems_are_refused(make_hubs):
     assert result.exit_status == 2 and "a shell is not offered" in result.stderr
 
 
-# ----- SFTP ---------------------------------------------------------------------------------
+# ----- no SFTP -------------------------------------------------------------------------------
 
 
-def test_sftp_serves_release_files_read_only_and_confined(make_hubs, tmp_path):
-    hubs = make_hubs()
-    key = new_key()
-    hubs.admit(key)
-    rid = hubs.publish({"dir/a.txt": "content a"})
-    releases = releases_dir(hubs.masterfiles())
-    secret = hubs.workdirs[0] / "ppkeys"
-    os.symlink(secret, releases / "leak")
-    os.symlink(secret / "localhost.priv", releases / rid / "dir" / "key")
-
-    async def scenario() -> None:
-        async with open_hub(hubs.addresses[0], key, hubs.hub_key, 5.0) as session:
-            async with session.sftp() as sftp:
-                async with sftp.open(f"{rid}/dir/a.txt", "rb") as f:
-                    assert await f.read() == b"content a"
-                assert f"{rid}.manifest.json" in await sftp.listdir(".")
-                assert sorted(await sftp.listdir(f"{rid}/dir/..")) == ["dir", "promises.toml"]
-                denied = asyncssh.SFTPPermissionDenied
-                for path in ("..", "../ppkeys/localhost.priv", f"{rid}/../../ppkeys", "/../x"):
-                    with pytest.raises(denied, match=r"'\.\.' may not leave"):
-                        await sftp.stat(path)
-                with pytest.raises(asyncssh.SFTPNoSuchFile):
-                    await sftp.open("/etc/passwd", "rb")
-                for path in ("leak/localhost.priv", "leak", f"{rid}/dir/key"):
-                    with pytest.raises(denied, match="resolves outside"):
-                        async with sftp.open(path, "rb") as f:
-                            await f.read()
-                with pytest.raises(denied, match="read-only"):
-                    await sftp.open(f"{rid}/dir/new.txt", "wb")
-                with pytest.raises(denied, match="read-only"):
-                    await sftp.open(f"{rid}/dir/a.txt", "ab")
-                for attempt in (
-                    sftp.remove(f"{rid}/dir/a.txt"),
-                    sftp.mkdir("x"),
-                    sftp.rmdir(f"{rid}/dir"),
-                    sftp.rename(f"{rid}/dir/a.txt", "b"),
-                    sftp.posix_rename(f"{rid}/dir/a.txt", "b"),
-                    sftp.chmod(f"{rid}/dir/a.txt", 0o777),
-                    sftp.symlink(f"{rid}/dir/a.txt", "c"),
-                    sftp.link(f"{rid}/dir/a.txt", "d"),
-                ):
-                    with pytest.raises(denied):
-                        await attempt
-
-    asyncio.run(scenario())
-    assert (hubs.release_file(rid, "dir/a.txt")).read_text() == "content a"
-    assert sorted(p.name for p in (releases / rid / "dir").iterdir()) == ["a.txt", "key"]
-
-
-def test_sftp_refused_to_unregistered_keys(make_hubs):
+def test_no_sftp_subsystem_for_anyone(make_hubs):
+    """Releases travel by `release-files` only; the SFTP subsystem is not served at all."""
     hubs = make_hubs()
     hubs.publish({"a.txt": "a"})
+    client = new_key()
+    hubs.admit(client)
 
-    async def scenario() -> None:
-        async with open_hub(hubs.addresses[0], new_key(), hubs.hub_key, 5.0) as session:
-            async with session.sftp() as sftp:
-                with pytest.raises(asyncssh.SFTPPermissionDenied, match="registered clients"):
-                    await sftp.listdir(".")
+    async def try_sftp(key) -> str:
+        async with open_hub(hubs.addresses[0], key, hubs.hub_key, 5.0) as session:
+            try:
+                await session.conn.start_sftp_client()
+            except (asyncssh.Error, OSError) as exc:
+                return type(exc).__name__
+            return "served"
 
-    asyncio.run(scenario())
+    assert asyncio.run(try_sftp(client)) != "served"
+    assert asyncio.run(try_sftp(hubs.hub_key)) != "served"

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import asyncssh
 import pytest
 
 from client_agent.agent_run import run_agent
@@ -178,21 +177,3 @@ def test_product_code_uses_no_private_asyncssh_names():
             text = path.read_text()
             found += [f"{path.relative_to(ROOT)}: {name}" for name in private if name in text]
     assert found == []
-
-
-def test_unregistered_key_gets_no_sftp_but_a_client_does(make_hubs):
-    hubs = make_hubs()
-    rid = hubs.publish({"a.txt": "hello"})
-    stranger = asyncssh.generate_private_key("ssh-ed25519")
-    client = asyncssh.generate_private_key("ssh-ed25519")
-    hubs.admit(client)
-
-    async def read(key: asyncssh.SSHKey) -> bytes:
-        async with open_hub(hubs.addresses[0], key, hubs.hub_key, 5.0) as session:
-            async with session.sftp() as sftp:
-                async with sftp.open(f"{rid}/a.txt", "rb") as f:
-                    return await f.read()
-
-    assert asyncio.run(read(client)) == b"hello"
-    with pytest.raises(asyncssh.SFTPPermissionDenied, match="registered clients only"):
-        asyncio.run(read(stranger))
