@@ -15,12 +15,15 @@ from client_agent.agent_run import run_agent
 from client_agent.bootstrap import BootstrapError, bootstrap
 from client_agent.config import AgentConfig, resolve_config
 from client_agent.report_service import start_report_service
-from client_agent.run_now import AgentRunner
+from client_agent.run_handoff_runner import HandoffRunner
+from client_agent.run_now import AgentRunner, Runner
 from client_agent.spool import Spool
 from client_agent.state import ClientState, StateError
 from hubcluster.config_check import ConfigError, split_address
 from hubcluster.exit_codes import EXIT_FAILED, EXIT_USAGE
 from hubcluster.keys import KeyFileError
+from hubcluster.messages import MessageError
+from hubcluster.run_handoff import RunHandoffRequest, RunHandoffResult, take_request, write_result
 from hubcluster.run_request import class_problem
 from hubcluster.usage_errors import command_app
 
@@ -100,13 +103,32 @@ def run_command(
         problem = class_problem(name)
         if problem:
             raise _fail(f"--define: {problem}", EXIT_USAGE)
+    # A hub's ask handed over by the report service (serve.run_via = "systemd"): this run
+    # takes it, whoever started it (the path unit, or the timer first), and answers it.
+    spool_dir = ClientState(config.workdir).spool_dir
     try:
-        result = asyncio.run(run_agent(config, classes=frozenset(define or ())))
+        request = take_request(spool_dir)
+    except (MessageError, OSError) as exc:
+        raise _fail(f"run request refused, nothing run: {exc}", EXIT_USAGE) from None
+    classes = frozenset(define or ()) | frozenset(request.classes if request else ())
+    try:
+        result = asyncio.run(run_agent(config, classes=classes))
     except (KeyFileError, StateError) as exc:
+        _answer(spool_dir, request, EXIT_USAGE, str(exc))
         raise _fail(str(exc), EXIT_USAGE) from None
+    _answer(spool_dir, request, result.exit_code, result.summary())
     stream = sys.stdout if result.exit_code == 0 else sys.stderr
     print(result.summary(), file=stream)
     raise typer.Exit(result.exit_code)
+
+
+def _answer(spool_dir: Path, request: RunHandoffRequest | None, code: int, summary: str) -> None:
+    if request is None:
+        return
+    try:
+        write_result(spool_dir, RunHandoffResult(request.request_id, code, summary))
+    except OSError as exc:  # the run happened; only the hub's answer is lost (it times out)
+        typer.echo(f"client-agent: warning: cannot write the run result: {exc}", err=True)
 
 
 @app.command("serve")
@@ -130,7 +152,10 @@ def serve_command(
         raise _fail(f"not bootstrapped ({problem}); run client-agent bootstrap", EXIT_USAGE)
     try:
         # The `run` command runs this same client's agent, with the same config.
-        if config_file:
+        runner: Runner
+        if config.run_via == "systemd":
+            runner = HandoffRunner(state.spool_dir)
+        elif config_file:
             runner = AgentRunner(["--config", str(config_file)])
         else:
             runner = AgentRunner(["--workdir", str(config.workdir)])
@@ -144,7 +169,7 @@ def serve_command(
 
 
 async def _serve(
-    state: ClientState, address: tuple[str, int], max_bytes: int, runner: AgentRunner
+    state: ClientState, address: tuple[str, int], max_bytes: int, runner: Runner
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

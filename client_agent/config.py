@@ -10,6 +10,7 @@ Example (every key has a default; a bare `--workdir DIR` gives the same defaults
 
     [serve]
     listen = "0.0.0.0:5309"                 # the report service the collector pulls from
+    run_via = "spawn"                       # how a hub's `run` ask runs the agent (below)
 
     [spool]
     max_bytes = 10485760                    # the oldest unacknowledged reports go past this
@@ -28,6 +29,12 @@ DEFAULT_CONFIG = Path("/etc/hubcluster/agent.toml")
 DEFAULT_WORKDIR = Path("/var/lib/hubcluster-agent")
 DEFAULT_LISTEN = "0.0.0.0:5309"
 DEFAULT_SPOOL_BYTES = 10 * 1024 * 1024
+# How the report service runs the agent when a hub asks (`run`). "spawn": as a child of the
+# service, as the service's own user; the default, because the lab and the tests run the
+# service and the agent as one user with no systemd. "systemd": through the root run
+# service (hubcluster.run_handoff and hubcluster-agent-run.path), for a deployed client
+# whose report service is unprivileged; the ansible client role sets it.
+RUN_VIA = ("spawn", "systemd")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class AgentConfig:
     run_interval: float = 300.0
     listen: str = DEFAULT_LISTEN
     spool_max_bytes: int = DEFAULT_SPOOL_BYTES
+    run_via: str = "spawn"
 
     @property
     def host_name(self) -> str:
@@ -71,6 +79,10 @@ def parse_agent_config(data: dict) -> AgentConfig:
     problem = host_name_problem(hostname) if hostname is not None else None
     if problem:
         raise ConfigError(f"agent.hostname: {problem}")
+    run_via = serve.str("run_via", "spawn")
+    if run_via not in RUN_VIA:
+        choices = " or ".join(RUN_VIA)
+        raise ConfigError(f"serve.run_via: expected {choices}, got {run_via!r:.40}")
     config = AgentConfig(
         workdir=Path(agent.str("workdir", str(DEFAULT_WORKDIR))),
         hostname=hostname,
@@ -78,6 +90,7 @@ def parse_agent_config(data: dict) -> AgentConfig:
         run_interval=agent.duration("run_interval", 300.0, minimum=1.0),
         listen=serve.address("listen", DEFAULT_LISTEN),
         spool_max_bytes=spool.int("max_bytes", DEFAULT_SPOOL_BYTES, minimum=4096),
+        run_via=run_via,
     )
     for section in (root, agent, serve, spool):
         section.reject_unknown()

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import asyncssh
 
-from client_agent.run_now import AgentRunner
+from client_agent.run_now import Runner
 from client_agent.spool import EPOCH, Spool
 from client_agent.state import ClientState
 from hubcluster.keys import key_fingerprint
@@ -111,7 +111,7 @@ def _answer(spool: Spool, ask: ReportsAsk) -> str:
     return "".join(report_line(r, epoch) + "\n" for r in records)
 
 
-async def _serve_run(runner: AgentRunner | None, process: asyncssh.SSHServerProcess) -> None:
+async def _serve_run(runner: Runner | None, process: asyncssh.SSHServerProcess) -> None:
     try:
         classes = parse_run_command(process.command or "")
     except ValueError as exc:
@@ -128,7 +128,7 @@ async def _serve_run(runner: AgentRunner | None, process: asyncssh.SSHServerProc
 
 
 async def _serve_process(
-    spool: Spool, process: asyncssh.SSHServerProcess, runner: AgentRunner | None = None
+    spool: Spool, process: asyncssh.SSHServerProcess, runner: Runner | None = None
 ) -> None:
     command = process.command
     if command is None:
@@ -158,7 +158,7 @@ async def start_report_service(
     state: ClientState,
     listen: tuple[str, int],
     spool: Spool,
-    runner: AgentRunner | None = None,
+    runner: Runner | None = None,
 ) -> asyncssh.SSHAcceptor:
     """Serve `spool` on `listen` ((host, port); port 0 picks one) until the acceptor closes;
     with `runner`, the `run` command runs the agent."""

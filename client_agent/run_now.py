@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import Protocol
 
 from hubcluster.run_request import EXIT_BUSY, MAX_SUMMARY, RunReply
 
@@ -19,6 +20,13 @@ log = logging.getLogger("hubcluster.agent")
 # The same entry point as the installed `client-agent` script, from this interpreter.
 AGENT = [sys.executable, "-c", "import sys; from client_agent.cli import main; sys.exit(main())"]
 RUN_TIMEOUT = 600.0
+
+
+class Runner(Protocol):
+    """What the report service's `run` needs: this spawner, or
+    client_agent.run_handoff_runner.HandoffRunner (the root run service does the run)."""
+
+    async def run(self, classes: tuple[str, ...]) -> RunReply: ...
 
 
 class AgentRunner:

@@ -14,7 +14,7 @@ from pathlib import Path
 from pymongo.errors import OperationFailure, PyMongoError
 
 from hub.db_roles import ADMIN_USER, ROLE_DB, ROLES, USERS, role_refs
-from hub.mongo import connect
+from hub.mongo import connect, connect_member
 from hub.mongo_access import read_password_file
 
 UNAUTHORIZED = 13
@@ -37,20 +37,41 @@ def read_user_passwords(directory: str | Path) -> dict[str, str]:
     return {name: read_password_file(Path(directory) / name) for name in user_names()}
 
 
+def _primary(uri: str, timeout: float) -> str:
+    """The primary's address; a driver finds it with hello, which needs no login."""
+    with connect(uri, timeout) as client:
+        primary = client.admin.command("hello").get("primary")  # also through a direct URI
+    if not primary:
+        raise DbUsersError("no primary to create the users on")
+    return str(primary)
+
+
 def create_first_user(uri: str, password: str, timeout: float) -> bool:
     """Create the user administrator through the localhost exception; False when users
-    exist already (the exception is closed, so mongod refuses with code 13)."""
-    with connect(uri, timeout) as client:
-        try:
+    exist already (the exception is closed, so mongod refuses with code 13).
+
+    mongod grants the exception only to a connection from loopback, so this goes to the
+    primary's port on 127.0.0.1 and must run on the primary's host.
+    """
+    try:
+        primary = _primary(uri, timeout)
+        local = f"127.0.0.1:{primary.rsplit(':', 1)[1]}"
+        with connect_member(uri, local, timeout) as client:
+            hello = client.admin.command("hello")
+            if not hello.get("isWritablePrimary") or hello.get("me") != primary:
+                raise DbUsersError(
+                    f"the first user can only be made on the primary's host (mongod's "
+                    f"localhost exception): run this on the host of {primary}"
+                )
             client.admin.command(
                 "createUser", ADMIN_USER.name, pwd=password, roles=role_refs(ADMIN_USER)
             )
-        except OperationFailure as exc:
-            if exc.code == UNAUTHORIZED:
-                return False
-            raise DbUsersError(f"cannot create {ADMIN_USER.name}: {exc}") from None
-        except PyMongoError as exc:
-            raise DbUsersError(f"cannot create {ADMIN_USER.name}: {exc}") from None
+    except OperationFailure as exc:
+        if exc.code == UNAUTHORIZED:
+            return False
+        raise DbUsersError(f"cannot create {ADMIN_USER.name}: {exc}") from None
+    except PyMongoError as exc:
+        raise DbUsersError(f"cannot create {ADMIN_USER.name}: {exc}") from None
     return True
 
 

@@ -40,6 +40,8 @@ IDLE_TIMEOUT = 30.0
 _READ = 256 * 1024
 # Unpacked per step, so a small compressed chunk cannot make us hold a huge one.
 _INFLATE_STEP = 4 * 1024 * 1024
+# Never through a link, never over something already there.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
 @dataclass
@@ -65,7 +67,8 @@ class FileStreamReceiver:
         self._entry: ManifestEntry | None = None
         self._remaining = 0
         self._hash = hashlib.sha256()
-        self._made_dirs: set[Path] = set()
+        self._base = str(partial)
+        self._made_dirs: set[str] = set()
         self.problems: list[str] = []
         self.files = 0
         self.file_bytes = 0
@@ -120,13 +123,16 @@ class FileStreamReceiver:
                 f"{entry.path}: fetched content does not match the manifest "
                 f"({length} bytes, not {entry.size})"
             )
-        target = self._partial / entry.path
-        _clear(target)
-        parent = target.parent
+        target = f"{self._base}/{entry.path}"
+        parent = os.path.dirname(target)
         if parent not in self._made_dirs:
-            parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
-        self._fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            self._fd = os.open(target, _CREATE, 0o600)
+        except FileExistsError:  # left by an earlier attempt (a file, a directory, a link)
+            _clear(Path(target))
+            self._fd = os.open(target, _CREATE, 0o600)
         self._entry, self._remaining, self._hash = entry, length, hashlib.sha256()
         if length == 0:
             self._end_file()
@@ -143,7 +149,7 @@ class FileStreamReceiver:
                 return
         finally:
             os.close(fd)
-        os.unlink(self._partial / entry.path)
+        os.unlink(f"{self._base}/{entry.path}")
         self.problems.append(f"{entry.path}: fetched content does not match the manifest")
 
     def finish(self) -> None:

@@ -150,7 +150,7 @@ class RemediationEngine:
                 )
                 if opened:
                     self.event(EVENT_KIND, sentence, rule=rule.name, share=share)
-                    self._said[(rule.name, "*")] = sentence
+                    self._said[(rule.name, "*")] = _gist(sentence)
                 if self.metrics is not None:
                     self.metrics.remediation_breaker(rule.name, True)
                 blocked = (limits.BREAKER, sentence)

@@ -35,7 +35,8 @@ def idempotency_key(rule: str, target: str, evidence: str) -> str:
 
 class Ledger:
     def __init__(self, store: HubStore) -> None:
-        self.db = store.db
+        self.store = store
+        self.db = store.db  # the primary: what the master decides on
 
     def ensure_indexes(self) -> None:
         self.db[REMEDIATIONS].create_indexes(
@@ -127,7 +128,8 @@ class Ledger:
 
     def open_breakers(self) -> dict[str, str]:
         """Rule -> the sentence that opened its breaker, for every open breaker."""
-        docs = self.db[RULE_STATE].find({"breaker.open": True})
+        # From a secondary too: `hubctl check` must still answer when there is no primary.
+        docs = self.store.reading(RULE_STATE).find({"breaker.open": True})
         return {str(d["_id"]): d["breaker"].get("message", "") for d in docs}
 
     # ----- asks from hubctl remediate -----------------------------------------------------

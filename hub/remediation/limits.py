@@ -68,7 +68,7 @@ def decide(
             BUDGET,
             sentences.over_budget(trigger.name, len(in_window), rule.window, rule.max_runs),
         )
-    if False and records and rule.cooldown > 0:
+    if records and rule.cooldown > 0:
         last = records[-1]
         ended = aware(last.get("finished") or last["started"])
         ago = (now - ended).total_seconds()

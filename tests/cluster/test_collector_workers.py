@@ -162,7 +162,8 @@ def test_role_lost_stops_every_worker_at_once(standin_set, store, fleet):
     fleet.make(8, reports_each=2)
     locks = [open(c.state.spool_dir / "spool.lock", "a+") for c in fleet.clients]  # noqa: SIM115
     master = [True]
-    settings = dataclasses.replace(SETTINGS, concurrency=8, expireafter=30, host_timeout=30)
+    # each worker may pull all 8 at once, however the hash splits them
+    settings = dataclasses.replace(SETTINGS, concurrency=16, expireafter=30, host_timeout=30)
 
     async def scenario():
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(32))

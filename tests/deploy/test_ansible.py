@@ -45,7 +45,7 @@ pytestmark = [
         reason="ansible-playbook is not installed; pip install -e '.[deploy]' to run these",
     ),
     # Two full playbook runs happen in the first test's setup.
-    pytest.mark.timeout(1200),
+    pytest.mark.timeout(2400),
 ]
 
 HUBS = {"hub1": "10.0.0.1", "hub2": "10.0.0.2", "hub3": "10.0.0.3"}
@@ -134,8 +134,9 @@ def deployed(tmp_path_factory, plain) -> Deployment:
         },
     )
     # --diff -v: if a secret were not under no_log, its content would show in this output.
-    first = run_playbook(ANSIBLE_DIR / "site.yml", inventory, base / "home", "--diff", "-v")
-    second = run_playbook(ANSIBLE_DIR / "site.yml", inventory, base / "home", "--diff", "-v")
+    home = base / "home"
+    first = run_playbook(ANSIBLE_DIR / "site.yml", inventory, home, "--diff", "-v", timeout=1100)
+    second = run_playbook(ANSIBLE_DIR / "site.yml", inventory, home, "--diff", "-v", timeout=1100)
     return Deployment(base, secrets, first, second)
 
 
@@ -302,6 +303,11 @@ def test_units_run_the_right_binaries_with_the_right_config(deployed):
         assert timer["Timer"]["OnUnitActiveSec"] == "5m"
         assert timer["Timer"]["Unit"] == "hubcluster-agent-run.service"
         assert timer["Install"]["WantedBy"] == "timers.target"
+        # A hub's `run` ask reaches the root run service through the spool (serve.run_via).
+        path = unit(units / "hubcluster-agent-run.path")
+        assert path["Path"]["PathExists"] == "/var/lib/hubcluster-agent/spool/run-request.json"
+        assert path["Path"]["Unit"] == "hubcluster-agent-run.service"
+        assert path["Install"]["WantedBy"] == "paths.target"
 
 
 def staged_program(deployed: Deployment, host: str, program: str, *args: str):
@@ -355,7 +361,7 @@ def test_clients_get_their_agent_toml_and_pin_the_hub_key(deployed):
                 "connect_timeout": "3s",
                 "run_interval": "5m",
             },
-            "serve": {"listen": "0.0.0.0:5309"},
+            "serve": {"listen": "0.0.0.0:5309", "run_via": "systemd"},
             "spool": {"max_bytes": 10485760},
         }
         if client == "client2":
@@ -374,6 +380,7 @@ def test_clients_get_their_agent_toml_and_pin_the_hub_key(deployed):
         except ImportError:  # the agent's config module is not there yet
             continue
         assert str(load_agent_config(path).workdir) == "/var/lib/hubcluster-agent"
+        assert load_agent_config(path).run_via == "systemd"
 
 
 def test_secrets_never_show_in_the_output(deployed):

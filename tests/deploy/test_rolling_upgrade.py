@@ -44,7 +44,10 @@ from tests.install.plain_install import BUILD_FILES, PACKAGES, REPO
 
 pytestmark = [
     pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook is not installed"),
-    pytest.mark.timeout(1500),
+    # Two real deployments of three virtualenvs and a serial play: minutes, not seconds
+    # (README "Rolling changes"; run with -m slow).
+    pytest.mark.slow,
+    pytest.mark.timeout(2400),
 ]
 
 HUBD_PROCESS = Path(__file__).with_name("hubd_process.py")
@@ -369,6 +372,7 @@ def test_rolling_upgrade_keeps_collecting_and_two_members_up(tmp_path, plain):
                 timeout=900,
             )
             took = time.monotonic() - started
+            (tmp_path / "upgrade.log").write_text(upgrade)
             time.sleep(2)
         assert runs.rounds >= 3, f"only {runs.rounds} agent rounds ran during the upgrade"
 
@@ -397,14 +401,17 @@ def test_rolling_upgrade_keeps_collecting_and_two_members_up(tmp_path, plain):
         assert sorted(sampler.went_down) == [h.name for h in hubs]
         order = sorted(sampler.went_down, key=sampler.went_down.__getitem__)
         assert order[-1] == primary_hub, f"order {order}, the primary's hub was {primary_hub}"
-        # Only the primary's hub handed the primary over (hubctl stepdown --to ... --yes).
+        # Only the primary's hub handed the primary over (hubctl stepdown --to ... --yes): the
+        # handler's included task is shown as a handler too. Its member may hand over twice,
+        # before mongod's restart and again before hubd's: a restarted mongod forgets its
+        # stepdown and may be elected again at once, and the play checks before each restart.
         handed = [
             line.split(" => ")[0].strip()
-            for block in upgrade.split("TASK [hubcluster : Hand the primary to a caught-up")[1:]
+            for block in upgrade.split("HANDLER [hubcluster : Hand the primary to a caught-up")[1:]
             for line in block.split("\n\n")[0].splitlines()
             if line.startswith("changed: [")
         ]
-        assert handed == [f"changed: [{primary_hub}]"], handed
+        assert handed and set(handed) == {f"changed: [{primary_hub}]"}, handed
 
         after = hubctl_status(hubs[0])
         assert {h["name"]: h["version"] for h in after["hubs"]} == {

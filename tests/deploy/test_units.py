@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from hubcluster.run_handoff import REQUEST_FILE
+
 jinja2 = pytest.importorskip(
     "jinja2", reason="jinja2 (ansible-core) is missing; pip install -e '.[deploy]'"
 )
@@ -31,6 +33,7 @@ UNITS = {
     "hubd.service": "hub",
     "hubcluster-agent-serve.service": "client",
     "hubcluster-agent-run.service": "client",
+    "hubcluster-agent-run.path": "client",
 }
 # Issue 19 s4: hubd at most 2.5, the report service (own user) at most 5.0. The agent run
 # keeps root and an open file system; it must still score below where it started (9.6).
@@ -90,7 +93,7 @@ def units(tmp_path_factory) -> dict[str, Path]:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", list(UNITS))
+@pytest.mark.parametrize("unit", list(EXPOSURE_LIMIT))  # services only: a .path has no score
 def test_exposure_within_the_goal(units, unit):
     score, status, report = exposure(units[unit], EXPOSURE_LIMIT[unit])
     failing = [line for line in report.splitlines() if line.startswith("✗")]
@@ -139,6 +142,15 @@ def test_agent_run_keeps_root_and_the_system_writable(units):
     # Promises repair the system: no other user, no read-only file system, all capabilities.
     for blocking in ("User", "ProtectSystem", "CapabilityBoundingSet", "ProtectHome"):
         assert blocking not in run, blocking
+
+
+def test_a_run_request_starts_the_root_run_service(units):
+    # The report service (not root) writes the request; the path unit starts the run service,
+    # which is root's (above), and `client-agent run` takes the same file.
+    path = unit_settings(units["hubcluster-agent-run.path"])
+    assert path["PathExists"] == [f"{role_defaults()['client_workdir']}/spool/{REQUEST_FILE}"]
+    assert path["Unit"] == ["hubcluster-agent-run.service"]
+    assert path["WantedBy"] == ["paths.target"]
 
 
 def test_hubd_writes_only_its_workdir(units):

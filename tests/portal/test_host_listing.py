@@ -19,6 +19,7 @@ from hub.portal.host_listing import HostListing
 from hub.portal.listing import PAGE_SIZE, HostQuery, PastLastPage
 from hub.queries import Queries, read_preference
 from hub.store import HubStore
+from hubctl.lab.standin import StandinCluster
 
 HOSTS = 120
 STALE_AFTER = 600.0
@@ -26,8 +27,6 @@ STALE_AFTER = 600.0
 
 @pytest.fixture(scope="module")
 def fleet_db():
-    from hubctl.lab.standin import StandinCluster
-
     with StandinCluster(election_timeout=1.0) as cluster:
         cluster.initiate(election_timeout_ms=1000)
         now = dt.datetime.now(dt.UTC)

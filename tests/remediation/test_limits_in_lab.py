@@ -146,6 +146,8 @@ def test_a_policy_broken_on_every_client_opens_the_breaker_and_runs_nothing(
     )
     time.sleep(3)
     assert rlab.records("fleet") == []
+    opened = [e for e in rlab.events("fleet") if e.startswith("breaker open")]
+    assert opened == ["breaker open for rule fleet: 100% of clients triggered, limit 50%"]
     assert {c.name: rlab.runs_of(c.name) for c in rlab.lab.fleet} == {
         name: n + 1 for name, n in before.items()
     }

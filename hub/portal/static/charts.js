@@ -10,11 +10,6 @@
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
   const seconds = (iso) => Date.parse(iso) / 1000;
-  // One point alone would stretch the time axis over years: show ten minutes around it.
-  const TIME = {
-    time: true,
-    range: (u, min, max) => (min === max ? [min - 300, max + 300] : [min, max]),
-  };
 
   function counts(rows, timeField) {
     return {
@@ -28,6 +23,13 @@
     };
   }
 
+  // Promise counts from zero up to a little above the largest.
+  function fromZero(chart) {
+    const counted = chart.series.filter((s) => s.scale === "promises");
+    const top = Math.max(1, ...counted.flatMap((s) => s.values.filter((v) => v !== null)));
+    return { range: () => [0, Math.ceil(top * 1.1)] };
+  }
+
   function compliance(rows) {
     const chart = counts(rows, "time");
     chart.series.unshift({
@@ -39,14 +41,14 @@
     });
     chart.axes = [{}, { scale: "%", label: "% compliant" },
       { scale: "promises", side: 1, label: "promises", grid: { show: false } }];
-    chart.scales = { x: TIME, "%": { range: [0, 100] } };
+    chart.scales = { x: { time: true }, "%": { range: [0, 100] }, promises: fromZero(chart) };
     return chart;
   }
 
   function hostRuns(rows) {
     const chart = counts(rows, "ran");
     chart.axes = [{}, { scale: "promises", label: "promises" }];
-    chart.scales = { x: TIME };
+    chart.scales = { x: { time: true }, promises: fromZero(chart) };
     return chart;
   }
 
@@ -68,7 +70,7 @@
         scale: "kind", size: 110, incrs: [1],
         values: (u, splits) => splits.map((s) => kinds[s] || ""),
       }],
-      scales: { x: TIME, kind: { range: [-0.5, Math.max(kinds.length - 0.5, 0.5)] } },
+      scales: { x: { time: true }, kind: { range: [-0.5, Math.max(kinds.length - 0.5, 0.5)] } },
     };
   }
 
@@ -82,6 +84,10 @@
       el.dataset.drawn = "0";
       return;
     }
+    // The time axis spans the data; a single point alone gets ten minutes around it (left
+    // to uPlot, one point stretches the axis over years).
+    const first = Math.min(...chart.x), last = Math.max(...chart.x);
+    chart.scales.x.range = () => (first === last ? [first - 300, last + 300] : [first, last]);
     const opts = {
       width: Math.max(el.clientWidth, 320),
       height: 260,
