@@ -108,8 +108,13 @@ def run_command(
     spool_dir = ClientState(config.workdir).spool_dir
     try:
         request = take_request(spool_dir)
-    except (MessageError, OSError) as exc:
+    except MessageError as exc:
         raise _fail(f"run request refused, nothing run: {exc}", EXIT_USAGE) from None
+    except OSError as exc:
+        # A spool we cannot change (read-only, full) must not stop the policy from running;
+        # the hub's ask goes unanswered and its wait says so.
+        print(f"client-agent: run request not taken: {exc.strerror or exc}", file=sys.stderr)
+        request = None
     classes = frozenset(define or ()) | frozenset(request.classes if request else ())
     try:
         result = asyncio.run(run_agent(config, classes=classes))

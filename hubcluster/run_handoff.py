@@ -119,6 +119,9 @@ def take_request(directory: Path) -> RunHandoffRequest | None:
     """The pending request, removed so that it runs once; None when there is none.
     A bad one is removed too and raises MessageError (one line)."""
     path = directory / REQUEST_FILE
+    if not os.path.lexists(path):
+        # Nothing to take, and nothing to remove: a read-only spool must not stop the run.
+        return None
     try:
         data = read_shared_file(path)
         if data is None:

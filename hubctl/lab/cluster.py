@@ -31,6 +31,7 @@ from hubctl.lab.agent_processes import AgentForker, AgentProcess
 from hubctl.lab.haproxy import LabHaproxy
 from hubctl.lab.mongod_cluster import MongodCluster
 from hubctl.lab.ports import free_port, wait_port
+from hubctl.lab.processes import stop_process
 from hubctl.lab.standin import StandinCluster
 from hubctl.lab.standin.credentials import ClusterCredentials
 
@@ -273,15 +274,7 @@ class LabCluster:
     def stop_hub(self, hub: LabHub, kill: bool = False) -> None:
         if hub.proc is None:
             return
-        if kill:
-            hub.proc.kill()
-        else:
-            hub.proc.terminate()
-        try:
-            hub.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            hub.proc.kill()
-            hub.proc.wait(timeout=10)
+        stop_process(hub.proc, grace=20, kill=kill)
         hub.proc = None
 
     def hub(self, name: str) -> LabHub:

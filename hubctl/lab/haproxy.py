@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from hubctl.lab.ports import free_port, wait_port
+from hubctl.lab.processes import stop_process
 
 TEMPLATE = (
     Path(__file__).parents[2] / "ansible" / "roles" / "haproxy" / "templates" / "haproxy.cfg.j2"
@@ -120,11 +121,6 @@ class LabHaproxy:
             ) from None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None

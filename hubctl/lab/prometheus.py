@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hubctl.lab.ports import free_port
+from hubctl.lab.processes import stop_process
 
 RULES = Path(__file__).parents[2] / "ansible" / "monitoring" / "hubcluster-alerts.yml"
 SCRAPE_SECONDS = 1.0
@@ -106,11 +107,6 @@ class LabPrometheus:
         return result
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc)
         self.proc = None

@@ -22,13 +22,16 @@ run_interval = "10m"
 
 [serve]
 listen = "10.0.0.5:6000"
+run_via = "systemd"
 
 [spool]
 max_bytes = 65536
 """
     )
     config = load_agent_config(path)
-    assert config == AgentConfig(Path("/srv/agent"), "web1", 1.5, 600.0, "10.0.0.5:6000", 65536)
+    assert config == AgentConfig(
+        Path("/srv/agent"), "web1", 1.5, 600.0, "10.0.0.5:6000", 65536, run_via="systemd"
+    )
     assert config.report_port == 6000 and config.host_name == "web1"
 
 
@@ -36,6 +39,7 @@ def test_workdir_alone_gives_defaults(tmp_path):
     config = resolve_config(None, tmp_path)
     assert config.workdir == tmp_path and config.connect_timeout == 3.0
     assert config.listen == "0.0.0.0:5309" and config.run_interval == 300.0
+    assert config.run_via == "spawn"  # the lab's: service and agent are one user there
     assert config.host_name  # this host's own name
 
 
@@ -45,6 +49,7 @@ def test_workdir_alone_gives_defaults(tmp_path):
         ("[agent]\nconnect_timeout = 'soon'\n", "agent.connect_timeout: not a duration"),
         ("[serve]\nlisten = 'nowhere'\n", "serve.listen: 'nowhere' has no port"),
         ("[spool]\nmax_bytes = 10\n", "spool.max_bytes: must be >= 4096"),
+        ("[serve]\nrun_via = 'sudo'\n", "serve.run_via: expected spawn or systemd, got 'sudo'"),
         ("[agent]\nworkdri = '/x'\n", "agent.workdri: unknown key"),
         ("[agent\n", "invalid TOML"),
     ],

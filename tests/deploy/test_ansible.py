@@ -624,8 +624,10 @@ def test_the_portal_table_is_written_only_where_enabled(deployed, tmp_path):
     assert staged_hub_config(deployed, "hub1", tmp_path).portal.enabled is False
     portal = staged_hub_config(deployed, "hub2", tmp_path).portal
     assert portal.enabled and portal.bind == "0.0.0.0" and portal.port == 5380
-    assert str(portal.tls_cert) == "/etc/hubcluster/portal.crt"
-    assert str(portal.secret_file) == "/var/lib/hubcluster/portal-secret"
+    written = tomllib.loads(deployed.file("hub2", CONFIG).read_text())["portal"]
+    assert written["tls_cert"] == "/etc/hubcluster/portal.crt"
+    assert written["tls_key"] == "/etc/hubcluster/portal.key"
+    assert written["secret_file"] == "/var/lib/hubcluster/portal-secret"
     [alice] = portal.users
     assert (alice.name, alice.role) == ("alice", "admin")
     assert secret_matches(alice.secret_hash, PORTAL_PASSWORD)

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.timeout(600)
 INSTALL_HINT = "error: hubctl lab needs the lab extra: pip install 'hubcluster[lab]'"
 
 
-def run(plain: PlainInstall, program: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HUBCTL_MONGO_URI"}
+def run(
+    plain: PlainInstall, program: str, *args: str, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("HUBCTL_MONGO_URI", *drop)}
     env["COLUMNS"] = "80"
     return subprocess.run(
         [str(plain.bin(program)), *args], capture_output=True, text=True, env=env, timeout=60
@@ -48,7 +50,23 @@ def test_hubctl_lab_names_the_extra_to_install(plain, args):
 
 def test_init_replset_as_the_replset_role_runs_it(plain, standin):
     members = [arg for i, h in enumerate(standin.hosts, 1) for arg in ("--member", f"hub{i}={h}")]
-    done = run(plain, "hubctl", "init-replset", *members, "--election-timeout", "500ms")
+    # As the role runs it: no user yet (the localhost exception), only the CA to trust.
+    nobody = (
+        "HUBCLUSTER_MONGO_USER",
+        "HUBCLUSTER_MONGO_PASSWORD_FILE",
+        "HUBCLUSTER_MONGO_PASSWORD",
+    )
+    done = run(
+        plain,
+        "hubctl",
+        "init-replset",
+        *members,
+        "--election-timeout",
+        "500ms",
+        "--create-users",
+        str(standin.passwords_dir),
+        drop=nobody,
+    )
     assert done.returncode == 0, done.stderr
     assert "replica set CFEngineNova: initiated" in done.stdout
 
