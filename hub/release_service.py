@@ -24,6 +24,7 @@ from typing import Any
 import asyncssh
 
 from hub.masterfiles import is_complete, manifest_path, release_dir
+from hubcluster.hub_session import read_bounded
 from hubcluster.messages import ManifestEntry, MessageError, check_relative_path, is_release_id
 from hubcluster.release_wire import (
     FRAME,
@@ -191,20 +192,14 @@ def files_packer(root: Path, release: str, want: bytes) -> FileStreamPacker:
 
 
 async def _read_want(process: asyncssh.SSHServerProcess[Any]) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
-            while chunk := await process.stdin.read(65536):
-                size += len(chunk)
-                if size > MAX_WANT_BYTES:
-                    raise TransferRefused(
-                        EXIT_BAD_REQUEST, f"want bitmap over {MAX_WANT_BYTES} bytes; refused"
-                    )
-                chunks.append(chunk)
+            want = await read_bounded(process.stdin, MAX_WANT_BYTES)
     except TimeoutError:
         raise TransferRefused(EXIT_BAD_REQUEST, "no want bitmap on stdin") from None
-    return b"".join(chunks)
+    if want is None:
+        raise TransferRefused(EXIT_BAD_REQUEST, f"want bitmap over {MAX_WANT_BYTES} bytes; refused")
+    return want
 
 
 async def release_manifest(

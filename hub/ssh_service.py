@@ -31,6 +31,7 @@ from hub.release_generations import served_generation
 from hub.release_service import TransferRefused, release_files, release_manifest
 from hub.ssh_auth import HubSSHServer, Identity, Role, peer_ip
 from hubcluster.config_check import split_address
+from hubcluster.hub_session import read_bounded
 from hubcluster.keys import key_fingerprint, load_private_key
 from hubcluster.messages import MasterInfo, MessageError, RegisterReply, RegisterRequest
 from hubcluster.ssh_admission import Admission
@@ -266,22 +267,16 @@ class HubService:
 
 async def _read_request(process: asyncssh.SSHServerProcess) -> str:
     """The JSON request on stdin, up to EOF, bounded in size and time."""
-    chunks: list[bytes] = []
-    size = 0
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
-            while chunk := await process.stdin.read(4096):
-                size += len(chunk)
-                if size > MAX_REQUEST_BYTES:
-                    raise CommandError(
-                        EXIT_BAD_REQUEST, f"request too large (over {MAX_REQUEST_BYTES} bytes)"
-                    )
-                chunks.append(chunk)
+            request = await read_bounded(process.stdin, MAX_REQUEST_BYTES, 4096)
     except TimeoutError:
         raise CommandError(
             EXIT_BAD_REQUEST, "no request on stdin (send JSON and close it)"
         ) from None
-    return b"".join(chunks).decode(errors="replace")
+    if request is None:
+        raise CommandError(EXIT_BAD_REQUEST, f"request too large (over {MAX_REQUEST_BYTES} bytes)")
+    return request.decode(errors="replace")
 
 
 def _answer(name: str, answer: Callable[[HubService], str]) -> Command:

@@ -100,8 +100,8 @@ class HubSession:
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 async with self.conn.create_process(command, encoding=None) as process:
-                    out = await _read_bounded(process.stdout, max_bytes)
-                    err = await _read_bounded(process.stderr, ERROR_MAX_BYTES)
+                    out = await read_bounded(process.stdout, max_bytes)
+                    err = await read_bounded(process.stderr, ERROR_MAX_BYTES)
                     if out is None:
                         raise HubBadAnswer(
                             f"hub {self.address}: {name}: answer over {max_bytes} bytes; refused"
@@ -168,15 +168,17 @@ async def open_hub(
         await conn.wait_closed()
 
 
-async def _read_bounded(stream: asyncssh.SSHReader, limit: int) -> bytes | None:
+async def read_bounded(
+    stream: asyncssh.SSHReader[bytes], limit: int, chunk: int = _CHUNK
+) -> bytes | None:
     """Everything up to EOF, or None (and the rest unread) once past `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := await stream.read(_CHUNK):
-        size += len(chunk)
+    while data := await stream.read(chunk):
+        size += len(data)
         if size > limit:
             return None
-        chunks.append(chunk)
+        chunks.append(data)
     return b"".join(chunks)
 
 

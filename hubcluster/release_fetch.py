@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncssh
 
-from hubcluster.hub_session import HubSession
+from hubcluster.hub_session import HubSession, read_bounded
 from hubcluster.messages import ManifestEntry, MessageError
 from hubcluster.release_tree import ReleaseTreeError
 from hubcluster.release_wire import (
@@ -205,7 +205,7 @@ class HubRelease:
         try:
             async with asyncio.timeout(IDLE_TIMEOUT):
                 async with self.session.conn.create_process(command, encoding=None) as process:
-                    data = await _read_all(process.stdout, MAX_DELTA_BYTES)
+                    data = await read_bounded(process.stdout, MAX_DELTA_BYTES, _READ)
                     await _exited(process, self.session.address, "release-manifest")
         except (OSError, TimeoutError, asyncssh.Error) as exc:
             raise self._failed("release-manifest", exc) from None
@@ -248,19 +248,8 @@ class HubRelease:
             self.transfer.file_bytes += receiver.file_bytes
 
 
-async def _read_all(stream: asyncssh.SSHReader[bytes], limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await stream.read(_READ):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _exited(process: asyncssh.SSHClientProcess[bytes], address: str, name: str) -> None:
-    err = await _read_all(process.stderr, ERROR_MAX_BYTES) or b""
+    err = await read_bounded(process.stderr, ERROR_MAX_BYTES, _READ) or b""
     completed = await process.wait()
     if completed.exit_status != 0:
         said = err.decode(errors="replace").strip() or f"exit status {completed.exit_status}"

@@ -15,6 +15,7 @@ import secrets
 import shlex
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ class ClusterCredentials:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class CredentialedCluster:
+class CredentialedCluster(ABC):
     """What a test or the lab needs to connect to a cluster (StandinCluster, MongodCluster)
     as one of hub.db_roles' users; the cluster sets `credentials` and has uri/hosts."""
 
@@ -207,12 +208,12 @@ class CredentialedCluster:
     set_name: str
 
     @property
-    def uri(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def uri(self) -> str: ...
 
     @property
-    def hosts(self) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def hosts(self) -> list[str]: ...
 
     def member_name(self, member: str | int) -> str:
         return self.hosts[member] if isinstance(member, int) else member
