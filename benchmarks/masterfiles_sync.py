@@ -1,12 +1,16 @@
 """Peer sync of the masterfiles vs rsync over OpenSSH, on loopback, for a 10,000-file tree.
 
 Run: .venv/bin/python benchmarks/masterfiles_sync.py [--files 10000] [--size 1024] [--rounds 5]
+     [--copies 3]
 
 Setup (untimed): installs OpenSSH and rsync when missing (benchmarks/setup_baselines.sh),
 starts the master hub's SSH service in its own process (as hubd runs it), and an sshd on a
 loopback high port as a non-daemon child with its own config, host key and authorized_keys
 in a temp dir. Then, as medians over the rounds:
 
+  first full copy - --copies times each, alternating which tool goes first, every copy
+                    into a fresh directory (nothing is deleted while measuring: ext4
+                    skips recently freed inodes, so deletions would tax whoever runs next);
   nothing changed - our peer sync (connect, `keys`, `masterfiles`: equal tree hash, done)
                     vs `rsync -a --delete` of the same tree (and `rsync -ac`, which reads
                     every file on both sides as our hash checks do);
@@ -20,7 +24,7 @@ in a temp dir. Then, as medians over the rounds:
 Bytes: ours as counted by the sync (transfer commands' reads + command output), rsync's from
 `--stats` (bytes sent + received); and, for both, everything that crossed the TCP connection
 (SSH handshake and encryption included), counted by a relay process both go through.
-The first full copy is one run of each (and of `rsync -az`: our stream is compressed).
+The first full copy is also compared with `rsync -az` (our stream is compressed).
 """
 
 from __future__ import annotations
@@ -266,6 +270,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=1024, help="bytes per file")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--copies", type=int, default=3, help="first full copies of each tool")
     parser.add_argument("--agent-files", type=int, default=1000, help="files in the agent case")
     parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
@@ -282,21 +287,22 @@ def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="mfsync-bench-"))
     hub_proc = sshd = None
     try:
-        master_dir, mirror_dir = tmp / "hub0", tmp / "hub1"
+        master_dir = tmp / "hub0"
         hub_key, _ = ensure_key_pair(master_dir / "ppkeys" / "localhost.priv")
-        (mirror_dir / "ppkeys").mkdir(parents=True)
-        for name in ("localhost.priv", "localhost.pub"):
-            shutil.copy2(master_dir / "ppkeys" / name, mirror_dir / "ppkeys" / name)
+        mirrors = [tmp / f"hub1-{n}" for n in range(args.copies)]
+        for mirror in mirrors:
+            (mirror / "ppkeys").mkdir(parents=True)
+            for name in ("localhost.priv", "localhost.pub"):
+                shutil.copy2(master_dir / "ppkeys" / name, mirror / "ppkeys" / name)
         source = tmp / "source"
         make_tree(source, args.files, args.size)
         publish_release(master_dir / "masterfiles", source)
         hub_proc, hub_port = spawn("--serve-hub", str(master_dir))
         sshd = Sshd(tmp / "sshd")
-        rsync_target, rsync_c_target = tmp / "rsync-mirror", tmp / "rsync-c-mirror"
-        rsync_target.mkdir()
+        rsync_c_target = tmp / "rsync-c-mirror"
         rsync_c_target.mkdir()
 
-        def ours() -> tuple[float, SyncResult, int]:
+        def ours(mirror_dir: Path) -> tuple[float, SyncResult, int]:
             with Relay(hub_port) as relay:
                 address = f"127.0.0.1:{relay.port}"
                 config = HubConfig(
@@ -334,19 +340,34 @@ def run(args: argparse.Namespace) -> None:
                 seconds = time.perf_counter() - start
             return seconds, stats, relay.bytes
 
-        rows: list[tuple[str, str, float, int, int]] = []
-        secs, result, wire = ours()
-        assert result.files_fetched == args.files, result.summary()
-        rows.append(("first full copy", "peer sync", secs, our_bytes(result), wire))
-        rows.append(("first full copy", "rsync -a", *theirs(rsync_target)))
-        rsync_z_target = tmp / "rsync-z-mirror"
-        rsync_z_target.mkdir()
-        rows.append(("first full copy", "rsync -az", *theirs(rsync_z_target, "-az")))
+        samples: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
+
+        def first_copy(n: int) -> None:
+            def peer_sync() -> None:
+                secs, result, wire = ours(mirrors[n])
+                assert result.files_fetched == args.files, result.summary()
+                samples.setdefault(("first full copy", "peer sync"), []).append(
+                    (secs, our_bytes(result), wire)
+                )
+
+            def rsync() -> None:
+                target = tmp / f"rsync-mirror-{n}"
+                target.mkdir()
+                samples.setdefault(("first full copy", "rsync -a"), []).append(theirs(target))
+
+            for step in (peer_sync, rsync) if n % 2 == 0 else (rsync, peer_sync):
+                step()
+            target = tmp / f"rsync-z-mirror-{n}"
+            target.mkdir()
+            samples.setdefault(("first full copy", "rsync -az"), []).append(theirs(target, "-az"))
+
+        for n in range(args.copies):
+            first_copy(n)
+        mirror_dir, rsync_target = mirrors[-1], tmp / f"rsync-mirror-{args.copies - 1}"
         theirs(rsync_c_target, "-ac")
 
-        samples: dict[tuple[str, str], list[tuple[float, int, int]]] = {}
         for _ in range(args.rounds):
-            secs, result, wire = ours()
+            secs, result, wire = ours(mirror_dir)
             assert result.transfer_commands == 0 and result.masterfiles_commands == 1, (
                 result.summary()
             )
@@ -361,7 +382,7 @@ def run(args: argparse.Namespace) -> None:
         for n in range(args.rounds):
             change_one(source, args.files, n)
             publish_release(master_dir / "masterfiles", source)
-            secs, result, wire = ours()
+            secs, result, wire = ours(mirror_dir)
             assert result.files_fetched == 1, result.summary()
             samples.setdefault(("1 file changed", "peer sync"), []).append(
                 (secs, our_bytes(result), wire)
@@ -371,6 +392,7 @@ def run(args: argparse.Namespace) -> None:
                 theirs(rsync_c_target, "-ac")
             )
         agent_case(args, tmp, master_dir, hub_key, hub_port, samples)
+        rows: list[tuple[str, str, float, int, int]] = []
         for (case, tool), runs in samples.items():
             rows.append(
                 (
@@ -382,6 +404,13 @@ def run(args: argparse.Namespace) -> None:
                 )
             )
         report(args, rows, release_dir(master_dir / "masterfiles", result.release_after or ""))
+        pairs = zip(
+            samples[("first full copy", "peer sync")],
+            samples[("first full copy", "rsync -a")],
+            strict=True,
+        )
+        ratios = ", ".join(f"x{a[0] / b[0]:.2f}" for a, b in pairs)
+        print(f"  first full copy, time / rsync -a per copy: {ratios}")
     finally:
         if sshd is not None:
             sshd.stop()
@@ -440,7 +469,7 @@ def report(
     total = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
     print(
         f"\nmasterfiles sync on loopback: {args.files} files, {total / 1e6:.1f} MB, "
-        f"medians of {args.rounds} rounds (first full copy: 1 run)\n"
+        f"medians of {args.rounds} rounds (first full copy: median of {args.copies})\n"
         "ssh true = an OpenSSH connection alone (rsync's fixed cost); own count = what the tool "
         "says it moved\n"
     )

@@ -113,7 +113,7 @@ def _answer(spool: Spool, ask: ReportsAsk) -> str:
 
 async def _serve_run(runner: Runner | None, process: asyncssh.SSHServerProcess) -> None:
     try:
-        classes = parse_run_command(process.command or "")
+        ask = parse_run_command(process.command or "")
     except ValueError as exc:
         process.stderr.write(f"{exc}\n")
         process.exit(2)
@@ -122,7 +122,7 @@ async def _serve_run(runner: Runner | None, process: asyncssh.SSHServerProcess) 
         process.stderr.write("this report service does not run the agent\n")
         process.exit(2)
         return
-    reply = await runner.run(classes)
+    reply = await runner.run(ask.classes, ask.deadline)
     process.stdout.write(reply.to_json() + "\n")
     process.exit(0)
 

@@ -4,8 +4,9 @@ A deployed report service is an unprivileged user, so an agent it spawned could 
 root's promises. Instead it writes the request into the shared spool directory
 (hubcluster.run_handoff); `hubcluster-agent-run.path` starts the root
 `hubcluster-agent-run.service`, whose `client-agent run` takes the request and writes the
-result this runner waits for, bounded by `timeout`. One run at a time, also across a
-restart of the service: a request file still pending answers busy.
+result this runner waits for, as long as the hub's deadline (never over `maximum`; the
+run service's own limit is the unit's TimeoutStartSec, the same hour). One run at a time,
+also across a restart of the service: a request file still pending answers busy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+from client_agent.run_now import timed_out
 from hubcluster.messages import MessageError
 from hubcluster.run_handoff import (
     RunHandoffRequest,
@@ -24,21 +26,20 @@ from hubcluster.run_handoff import (
     withdraw_request,
     write_request,
 )
-from hubcluster.run_request import EXIT_BUSY, RunReply
+from hubcluster.run_request import EXIT_BUSY, MAX_RUN_SECONDS, RunAsk, RunReply
 
 log = logging.getLogger("hubcluster.agent")
 
-RUN_TIMEOUT = 600.0
 POLL_SECONDS = 0.2
 
 
 class HandoffRunner:
-    def __init__(self, spool_dir: Path, timeout: float = RUN_TIMEOUT) -> None:
+    def __init__(self, spool_dir: Path, timeout: float = MAX_RUN_SECONDS) -> None:
         self.spool_dir = spool_dir
-        self.timeout = timeout
+        self.timeout = timeout  # the longest this client waits, whatever the hub's deadline
         self._busy = asyncio.Lock()
 
-    async def run(self, classes: tuple[str, ...]) -> RunReply:
+    async def run(self, classes: tuple[str, ...], deadline: float | None = None) -> RunReply:
         if self._busy.locked() or request_pending(self.spool_dir):
             return RunReply(EXIT_BUSY, "an agent run asked by a hub is already pending or running")
         async with self._busy:
@@ -52,10 +53,11 @@ class HandoffRunner:
                 request.request_id,
                 classes or "-",
             )
-            return await self._wait(request.request_id)
+            return await self._wait(request.request_id, RunAsk(classes, deadline))
 
-    async def _wait(self, request_id: str) -> RunReply:
-        deadline = time.monotonic() + self.timeout
+    async def _wait(self, request_id: str, ask: RunAsk) -> RunReply:
+        seconds = ask.seconds(self.timeout)
+        deadline = time.monotonic() + seconds
         refused = None
         while time.monotonic() < deadline:
             try:
@@ -71,7 +73,9 @@ class HandoffRunner:
         if await asyncio.to_thread(withdraw_request, self.spool_dir, request_id):
             return RunReply(
                 1,
-                f"no run service took the request within {self.timeout:g}s"
+                f"no run service took the request within {seconds:g}s"
                 " (is hubcluster-agent-run.path enabled?)",
             )
-        return RunReply(1, f"the agent run gave no result within {self.timeout:g}s")
+        # The root run goes on (this unprivileged service cannot stop it); its own limit is
+        # the unit's TimeoutStartSec.
+        return timed_out(seconds, "still running in the run service")

@@ -409,7 +409,7 @@ def _quarantine_unstorable(parsed: ParsedReports) -> None:
     """Move records that MongoDB would refuse to the rejected ones (seq order is not needed)."""
     keep = []
     for record in parsed.records:
-        problem = storage_problem(record)
+        problem = storage_problem(record, record["seq"] in parsed.plain)
         if problem is None:
             keep.append(record)
         else:

@@ -36,10 +36,14 @@ class KeyRevoked(KeyFileError):
 
 
 class KeyStore:
-    """Client keys under one `ppkeys/` directory, read from disk on every call (peers may write)."""
+    """Client keys under one `ppkeys/` directory, looked up on disk on every call (peers may
+    write); a key file is parsed again whenever it changed."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        # Parsed keys by SHA and the file they came from (inode, size, mtime): a collector
+        # looks a key up for every connection it opens, and parsing costs more than a stat.
+        self._parsed: dict[str, tuple[tuple[int, int, int], asyncssh.SSHKey]] = {}
 
     @property
     def hub_private_key_path(self) -> Path:
@@ -105,10 +109,16 @@ class KeyStore:
 
     def _read(self, sha: str) -> asyncssh.SSHKey:
         path = self._key_path(sha)
+        st = path.stat()
+        file = (st.st_ino, st.st_size, st.st_mtime_ns)
+        known = self._parsed.get(sha)
+        if known is not None and known[0] == file:
+            return known[1]
         key = import_public_key(path.read_bytes(), str(path))
         if key_sha(key) != sha:
             # A file whose name is not its content's digest would let one key pose as another.
             raise KeyFileError(f"{path}: holds a key whose SHA-256 is {key_sha(key)}, not {sha}")
+        self._parsed[sha] = (file, key)
         return key
 
     def get(self, sha: str) -> asyncssh.SSHKey | None:

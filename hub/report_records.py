@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.bson_limits import plain_json
 from hubcluster.messages import REPORT_EPOCH, REPORT_FIELDS
 from hubcluster.report_kinds import payload_problem
 
@@ -22,6 +23,8 @@ class ParsedReports:
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {seq, reason, raw}
     error: str | None = None  # a line whose seq cannot be read: stop there
     epoch: str = ""  # the spool's epoch the answer came from ("" from a spool without one)
+    # Seqs of records whose text needs no walk for BSON's key and depth limits (plain_json).
+    plain: set[int] = field(default_factory=set)
 
 
 # Seqs are stored as BSON int64: a larger one is refused and stored (as evidence) as this.
@@ -29,6 +32,7 @@ MAX_SEQ = (1 << 63) - 1
 # The report times a hub can store and show as dates (datetime's range, in Unix seconds).
 MIN_TIME = 0
 MAX_TIME = 253402300799
+_KNOWN_FIELDS = frozenset({*REPORT_FIELDS, REPORT_EPOCH})
 _EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 # The report service writes seq first: enough to place a line that cannot be parsed whole.
 _SEQ_HEAD = re.compile(r'^\s*\{\s*"seq"\s*:\s*([1-9][0-9]{0,29})\s*[,}]')
@@ -87,6 +91,8 @@ def parse_report_lines(
             out.rejected.append({"seq": min(seq, MAX_SEQ), "reason": problem, "raw": raw})
         else:
             out.records.append(record)
+            if not isinstance(line, Oversized) and plain_json(line):
+                out.plain.add(seq)
     return out
 
 
@@ -103,7 +109,7 @@ def _check_oversized(line: Oversized, max_bytes: int) -> tuple[int | None, str, 
 
 
 def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict[str, Any]]:
-    size = len(line.encode("utf-8", "replace"))
+    size = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
     try:
         record = json.loads(line)
     except RecursionError:
@@ -133,7 +139,6 @@ def _check_line(line: str, max_bytes: int) -> tuple[int | None, str | None, dict
         return seq, f"time {record['time']!r:.40} is not a Unix time between 1970 and 9999", record
     if not isinstance(record.get("payload"), dict):
         return seq, "payload must be an object", record
-    unknown = set(record) - {*REPORT_FIELDS, REPORT_EPOCH}
-    if unknown:
-        return seq, f"unknown fields {sorted(unknown)}", record
+    if not record.keys() <= _KNOWN_FIELDS:
+        return seq, f"unknown fields {sorted(set(record) - _KNOWN_FIELDS)}", record
     return seq, payload_problem(record["kind"], record["payload"]), record

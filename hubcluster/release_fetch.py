@@ -68,7 +68,11 @@ class FileStreamReceiver:
         self._remaining = 0
         self._hash = hashlib.sha256()
         self._base = str(partial)
-        self._made_dirs: set[str] = set()
+        # Files are created relative to their open directory (the manifest is sorted, so a
+        # directory's files come together): the kernel resolves one name per file, not a path.
+        self._dir = ""
+        self._dir_fd = -1
+        self._name = ""
         self.problems: list[str] = []
         self.files = 0
         self.file_bytes = 0
@@ -123,19 +127,31 @@ class FileStreamReceiver:
                 f"{entry.path}: fetched content does not match the manifest "
                 f"({length} bytes, not {entry.size})"
             )
-        target = f"{self._base}/{entry.path}"
-        parent = os.path.dirname(target)
-        if parent not in self._made_dirs:
-            os.makedirs(parent, exist_ok=True)
-            self._made_dirs.add(parent)
+        parent, _, self._name = entry.path.rpartition("/")
+        if parent != self._dir or self._dir_fd < 0:
+            self._open_dir(parent)
         try:
-            self._fd = os.open(target, _CREATE, 0o600)
+            self._fd = os.open(self._name, _CREATE, 0o600, dir_fd=self._dir_fd)
         except FileExistsError:  # left by an earlier attempt (a file, a directory, a link)
-            _clear(Path(target))
-            self._fd = os.open(target, _CREATE, 0o600)
+            _clear(Path(f"{self._base}/{entry.path}"))
+            self._fd = os.open(self._name, _CREATE, 0o600, dir_fd=self._dir_fd)
         self._entry, self._remaining, self._hash = entry, length, hashlib.sha256()
         if length == 0:
             self._end_file()
+
+    def _open_dir(self, parent: str) -> None:
+        self._close_dir()
+        path = f"{self._base}/{parent}" if parent else self._base
+        os.makedirs(path, exist_ok=True)
+        # The partial tree's directories are ours (strays and links were cleared before the
+        # fetch); O_NOFOLLOW still refuses a link planted as the last one.
+        self._dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        self._dir = parent
+
+    def _close_dir(self) -> None:
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
 
     def _end_file(self) -> None:
         entry = self._entry
@@ -149,11 +165,12 @@ class FileStreamReceiver:
                 return
         finally:
             os.close(fd)
-        os.unlink(f"{self._base}/{entry.path}")
+        os.unlink(self._name, dir_fd=self._dir_fd)
         self.problems.append(f"{entry.path}: fetched content does not match the manifest")
 
     def finish(self) -> None:
         """After the last byte: raises when files are missing, short, or did not verify."""
+        self._close_dir()
         if self._entry is not None or self._next < len(self._queue) or self._pending:
             self.close()
             raise ReleaseTreeError(
@@ -171,6 +188,7 @@ class FileStreamReceiver:
             os.close(self._fd)
             (self._partial / self._entry.path).unlink(missing_ok=True)
             self._fd, self._entry = -1, None
+        self._close_dir()
 
 
 def _clear(target: Path) -> None:

@@ -15,13 +15,32 @@ from dataclasses import asdict, dataclass
 from hubcluster.messages import MessageError, _check_fields, _load_object
 
 RUN_COMMAND = "run"
-RUN_USAGE = "usage: run [--define CLASS]..."
+RUN_USAGE = "usage: run [--deadline SECONDS] [--define CLASS]..."
 # A class name as the class expressions know it (hubcluster.class_expressions).
 _CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_CLASSES = 32
 # The summary is the agent's own one line; a longer one is cut, not refused.
 MAX_SUMMARY = 2000
 EXIT_BUSY = 75  # EX_TEMPFAIL: the client runs its agent already; the hub did not start one
+EXIT_TIMED_OUT = 124  # as timeout(1): the run outlived the deadline and was stopped
+# The longest a client lets a hub's run go, whatever deadline it is sent: the deployed run
+# service's own limit (the Ansible role's client_run_timeout, 1h), and the longest
+# action_timeout a hub config takes. One figure, so the hub never waits for a run the
+# client has already stopped.
+MAX_RUN_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class RunAsk:
+    """What a `run` command asks: the classes to define, and how long the hub waits for the
+    answer (None: the client's maximum)."""
+
+    classes: tuple[str, ...] = ()
+    deadline: float | None = None
+
+    def seconds(self, maximum: float = MAX_RUN_SECONDS) -> float:
+        """How long this run may go on the client: the hub's deadline, never over `maximum`."""
+        return maximum if self.deadline is None else min(self.deadline, maximum)
 
 
 def class_problem(name: object) -> str | None:
@@ -31,21 +50,34 @@ def class_problem(name: object) -> str | None:
     return None
 
 
-def run_command_line(classes: tuple[str, ...] = ()) -> str:
-    """The command line the hub sends."""
+def run_command_line(classes: tuple[str, ...] = (), deadline: float | None = None) -> str:
+    """The command line the hub sends: with `deadline`, the seconds it will wait."""
     for name in classes:
         problem = class_problem(name)
         if problem:
             raise ValueError(problem)
-    return " ".join([RUN_COMMAND, *(f"--define {c}" for c in classes)])
+    words = [RUN_COMMAND]
+    if deadline is not None:
+        words.append(f"--deadline {deadline:g}")
+    return " ".join([*words, *(f"--define {c}" for c in classes)])
 
 
 def is_run_command(command: str) -> bool:
     return command.split(maxsplit=1)[:1] == [RUN_COMMAND]
 
 
-def parse_run_command(command: str) -> tuple[str, ...]:
-    """The classes a `run` command asks for; ValueError with a usage message otherwise."""
+def _deadline(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):  # also refuses nan
+        raise ValueError(f"--deadline needs a number of seconds above 0, got {text[:30]!r}")
+    return seconds
+
+
+def parse_run_command(command: str) -> RunAsk:
+    """What a `run` command asks for; ValueError with a usage message otherwise."""
     try:
         words = shlex.split(command)
     except ValueError as exc:
@@ -53,11 +85,15 @@ def parse_run_command(command: str) -> tuple[str, ...]:
     if not words or words[0] != RUN_COMMAND:
         raise ValueError(f"unknown command {command[:60]!r}; {RUN_USAGE}")
     classes: list[str] = []
+    deadline = None
     rest = words[1:]
     while rest:
         option = rest.pop(0)
-        if option != "--define" or not rest:
+        if option not in ("--define", "--deadline") or not rest:
             raise ValueError(f"unexpected {option[:60]!r}; {RUN_USAGE}")
+        if option == "--deadline":
+            deadline = _deadline(rest.pop(0))
+            continue
         name = rest.pop(0)
         problem = class_problem(name)
         if problem:
@@ -65,7 +101,7 @@ def parse_run_command(command: str) -> tuple[str, ...]:
         classes.append(name)
     if len(classes) > MAX_CLASSES:
         raise ValueError(f"at most {MAX_CLASSES} classes, got {len(classes)}")
-    return tuple(dict.fromkeys(classes))
+    return RunAsk(tuple(dict.fromkeys(classes)), deadline)
 
 
 @dataclass(frozen=True)

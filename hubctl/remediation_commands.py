@@ -119,7 +119,9 @@ def list_rules(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOp
             f"{row['runs_in_window']} runs/{window}; most on one target "
             f"{row['most_used']}/{row['max_runs']}"
         )
-        table.add_row(row["rule"], f"{row['trigger']} -> {row['action']}", budget, shown)
+        hold = row.get("hold")
+        held = f" for {format_duration(float(hold))}" if hold else ""
+        table.add_row(row["rule"], f"{row['trigger']}{held} -> {row['action']}", budget, shown)
     console.print(table)
     for row in rows:
         if row["breaker_reason"]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from hub.portal.passwords import DECOY_HASH, secret_matches
+from hub.portal.passwords import decoy_hash, secret_matches
 from hub.portal.settings import ADMIN, Account, PortalSettings
 
 SESSION_COOKIE = "hubportal"
@@ -95,7 +95,7 @@ def throttle_keys(name: str, request: Request) -> list[str]:
 def check_password(settings: PortalSettings, name: str, password: str) -> Account | None:
     account = next((u for u in settings.users if u.name == name), None)
     # Unknown names are hashed too, against a decoy: the same cost either way.
-    matched = secret_matches(account.secret_hash if account else DECOY_HASH, password)
+    matched = secret_matches(account.secret_hash if account else decoy_hash(), password)
     return account if account is not None and matched else None
 
 

@@ -6,6 +6,7 @@ A token reads NAME.SECRET, so one hash is checked per request, not one per token
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -29,9 +30,12 @@ def secret_matches(secret_hash: str, secret: str) -> bool:
         return False
 
 
-# A well-formed hash nobody's password matches: unknown users cost the same time as known
-# ones, so a login's timing does not tell which names exist.
-DECOY_HASH = hash_secret(secrets.token_urlsafe(16))
+@functools.cache
+def decoy_hash() -> str:
+    """A well-formed hash nobody's password matches: unknown users cost the same time as
+    known ones, so a login's timing does not tell which names exist. Made on first use, not
+    at import: every hubd and hubctl imports this module, and one hash costs ~0.3 s of CPU."""
+    return hash_secret(secrets.token_urlsafe(16))
 
 
 def new_token(name: str) -> tuple[str, str]:

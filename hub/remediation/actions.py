@@ -1,6 +1,10 @@
 """What a remediation does: run a client's agent now, re-sync a hub's masterfiles, or run a
-command from the hub config's allow-list. Each returns (ok, what happened, in a few words)
-and never raises: a failed action is a history line, not a stalled round.
+command from the hub config's allow-list. Each returns (status, what happened, in a few
+words) and never raises: a failed action is a history line, not a stalled round.
+
+One deadline per action, the rule's action_timeout: the client is sent it with the `run`
+ask and stops its run then (answering EXIT_TIMED_OUT); the hub waits that long plus
+ANSWER_GRACE for the answer to travel back, and calls the action timed out after that.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ from typing import Any
 import asyncssh
 from pymongo.errors import PyMongoError
 
-from hub.remediation.ledger import RESYNCS
+from hub.remediation.ledger import DONE, FAILED, RESYNCS, TIMED_OUT
 from hub.remediation.rules import RESYNC, RUN_AGENT, RemediationSettings, Rule
 from hub.remediation.triggers import Trigger
 from hub.store import HubStore
 from hubcluster.messages import MessageError
-from hubcluster.run_request import EXIT_BUSY, RunReply, run_command_line
+from hubcluster.run_request import EXIT_BUSY, EXIT_TIMED_OUT, RunReply, run_command_line
 from hubcluster.ssh_options import client_options
 
 KeyLookup = Callable[[str], asyncssh.SSHKey | None]
 RESYNC_POLL_SECONDS = 0.5
 CONNECT_TIMEOUT = 10.0
+# Past the deadline the client was sent: its "stopped" answer on its way back.
+ANSWER_GRACE = 3.0
+Outcome = tuple[str, str]  # (DONE | FAILED | TIMED_OUT, what happened)
 
 
 class Actions:
@@ -44,24 +51,27 @@ class Actions:
 
     async def act(
         self, rule: Rule, trigger: Trigger, key: str, host: dict[str, Any] | None
-    ) -> tuple[bool, str]:
-        timeout = self.settings.action_timeout
+    ) -> Outcome:
+        timeout = self.settings.timeout_of(rule.name)
+        waited = timeout + ANSWER_GRACE
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(waited):
                 if rule.action == RUN_AGENT:
-                    return await self.run_agent(rule, host)
+                    return await self.run_agent(rule, host, timeout)
                 if rule.action == RESYNC:
                     return await self.resync(trigger.target, key)
                 return await self.command(rule, trigger)
         except TimeoutError:
-            return False, f"no answer within {timeout:g}s"
+            return TIMED_OUT, f"no answer within {waited:g}s"
 
-    async def run_agent(self, rule: Rule, host: dict[str, Any] | None) -> tuple[bool, str]:
+    async def run_agent(
+        self, rule: Rule, host: dict[str, Any] | None, deadline: float | None = None
+    ) -> Outcome:
         if host is None:
-            return False, "not a registered client"
+            return FAILED, "not a registered client"
         key = self.key_lookup(host["_id"])
         if key is None:
-            return False, "no key in ppkeys/ for this client"
+            return FAILED, "no key in ppkeys/ for this client"
         try:
             async with asyncssh.connect(
                 host["address"],
@@ -72,21 +82,24 @@ class Actions:
                     connect_timeout=self.connect_timeout,
                 ),
             ) as conn:
-                done = await conn.run(run_command_line(rule.classes), check=False)
+                command = run_command_line(rule.classes, deadline)
+                done = await conn.run(command, check=False)
         except (OSError, asyncssh.Error) as exc:
-            return False, f"{type(exc).__name__}: {str(exc) or 'no detail'}"[:200]
+            return FAILED, f"{type(exc).__name__}: {str(exc) or 'no detail'}"[:200]
         if done.exit_status != 0:
             said = str(done.stderr or "").strip().splitlines()
-            return False, f"the client refused: {said[-1] if said else done.exit_status}"[:200]
+            return FAILED, f"the client refused: {said[-1] if said else done.exit_status}"[:200]
         try:
             reply = RunReply.from_json(str(done.stdout or "").strip())
         except MessageError as exc:
-            return False, str(exc)[:200]
+            return FAILED, str(exc)[:200]
         if reply.exit_code == EXIT_BUSY:
-            return False, reply.summary
-        return True, f"exit {reply.exit_code}: {reply.summary}"[:300]
+            return FAILED, reply.summary
+        if reply.exit_code == EXIT_TIMED_OUT:
+            return TIMED_OUT, reply.summary[:200]
+        return DONE, f"exit {reply.exit_code}: {reply.summary}"[:300]
 
-    async def resync(self, hub: str, key: str) -> tuple[bool, str]:
+    async def resync(self, hub: str, key: str) -> Outcome:
         """Ask `hub` (through the set: it reads its asks every few seconds) to sync now, and
         wait for its answer."""
         coll = self.store.db[RESYNCS]
@@ -102,11 +115,11 @@ class Actions:
                 await asyncio.sleep(RESYNC_POLL_SECONDS)
                 doc = await asyncio.to_thread(coll.find_one, {"_id": key})
                 if doc and doc.get("done") is not None:
-                    return bool(doc.get("ok")), str(doc.get("result") or "synced")
+                    return DONE if doc.get("ok") else FAILED, str(doc.get("result") or "synced")
         except PyMongoError as exc:
-            return False, f"the set did not take the ask: {exc}"[:200]
+            return FAILED, f"the set did not take the ask: {exc}"[:200]
 
-    async def command(self, rule: Rule, trigger: Trigger) -> tuple[bool, str]:
+    async def command(self, rule: Rule, trigger: Trigger) -> Outcome:
         argv = self.settings.commands[rule.command]
         env = dict(os.environ)
         env.update(
@@ -123,7 +136,7 @@ class Actions:
                 env=env,
             )
         except OSError as exc:
-            return False, f"cannot start {argv[0]}: {exc.strerror or exc}"
+            return FAILED, f"cannot start {argv[0]}: {exc.strerror or exc}"
         try:
             out, _ = await proc.communicate()
         except asyncio.CancelledError:
@@ -131,4 +144,4 @@ class Actions:
             raise
         lines = out.decode("utf-8", "replace").strip().splitlines()
         tail = lines[-1][:200] if lines else "no output"
-        return proc.returncode == 0, f"exit {proc.returncode}: {tail}"
+        return DONE if proc.returncode == 0 else FAILED, f"exit {proc.returncode}: {tail}"

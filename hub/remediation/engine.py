@@ -1,10 +1,18 @@
 """One round of remediation, run by the master after each finished collection round.
 
-Per rule: is it paused, is an operator at work on the set (maintenance, a freeze), is its
-breaker open; what fires (triggers); too much of the fleet at once opens the breaker and
-runs nothing; otherwise each target is decided under the limits, recorded under its
-idempotency key before anything runs, and run in the background so a slow client never
-holds the next collection round. A skip is said once, not every round, until it changes.
+Per rule: what fires (triggers); a new trigger is only pending for the rule's `hold` (as
+Prometheus' `for:`), and one that stops firing meanwhile starts over. The breaker judges the
+clients that triggered the rule within the hold, not one round: a fleet's agents report one
+by one over several rounds, and by the time the first of them is due the breaker has
+counted the rest. Then: is the rule paused, is an operator at work on the set (maintenance,
+a freeze), is its breaker open; otherwise each due target is decided under the limits,
+recorded under its idempotency key before anything runs, and run in the background so a
+slow client never holds the next collection round. A skip is said once, not every round,
+until it changes: a target's until a run of it starts (a flapping trigger is not news each
+time it fires again), a rule's (paused, suppressed, breaker) until the rule runs again.
+
+The pending triggers are this master's own memory: a new master starts every hold afresh,
+so it acts later, never sooner, and counts the breaker's share again from what it sees.
 """
 
 from __future__ import annotations
@@ -19,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from pymongo.errors import PyMongoError
 
 from hub.remediation import limits, sentences
-from hub.remediation.actions import Actions
-from hub.remediation.ledger import ALL_RULES, DONE, DRY_RUN, FAILED, RUNNING, Ledger, aware
+from hub.remediation.actions import ANSWER_GRACE, Actions
+from hub.remediation.ledger import ALL_RULES, DONE, DRY_RUN, RUNNING, TIMED_OUT, Ledger, aware
 from hub.remediation.ledger import idempotency_key as make_key
 from hub.remediation.rules import CLIENT_TRIGGERS, RemediationSettings, Rule
 from hub.remediation.triggers import Facts, Trigger, asked, read_facts, triggered
@@ -33,8 +41,9 @@ log = logging.getLogger("hubcluster.remediation")
 
 EventSink = Callable[..., None]  # node.event(kind, message, **details)
 EVENT_KIND = "remediation"
-# A running record older than the action timeout plus this is one its master never finished.
-GIVE_UP_GRACE = 5.0
+# A running record older than its timeout plus this is one its master never finished (that
+# master waited ANSWER_GRACE past the timeout at most).
+GIVE_UP_GRACE = ANSWER_GRACE + 2.0
 
 
 class RemediationEngine:
@@ -61,11 +70,20 @@ class RemediationEngine:
         self._inflight: dict[str, asyncio.Task] = {}
         self._said: dict[tuple[str, str], str] = {}  # (rule, target) -> last skip sentence
         self._published = False
+        # rule -> target -> since when it fires without a break (pending until its hold)
+        self._pending: dict[str, dict[str, dt.datetime]] = {}
+        # rule -> client -> when it last fired (the breaker counts those within the hold)
+        self._fired: dict[str, dict[str, dt.datetime]] = {}
 
     # ----- a round --------------------------------------------------------------------------
     async def after_round(self) -> None:
         """Decide and start this round's remediations; never raises into the round."""
-        if not self.settings.rules or not self.is_master():
+        if not self.settings.rules:
+            return
+        if not self.is_master():
+            # Holds run on a master's own rounds: one that comes back starts them afresh.
+            self._pending.clear()
+            self._fired.clear()
             return
         try:
             await self._round()
@@ -104,8 +122,10 @@ class RemediationEngine:
         """A running record no master will finish: not ours, and past the action timeout."""
         if record["_id"] in self._inflight:
             return False
-        limit = self.settings.action_timeout + GIVE_UP_GRACE
-        return (now - aware(record["started"])).total_seconds() > limit
+        timeout = record.get("timeout")
+        if not isinstance(timeout, int | float):  # a record from before timeouts were kept
+            timeout = self.settings.timeout_of(str(record.get("rule")))
+        return (now - aware(record["started"])).total_seconds() > timeout + GIVE_UP_GRACE
 
     def _give_up_orphans(self, running: list[dict[str, Any]], now: dt.datetime) -> None:
         for record in running:
@@ -130,37 +150,33 @@ class RemediationEngine:
         running: int,
     ) -> int:
         fired = triggered(rule, facts, self.hub)
-        client_fired = len(fired)
+        due, in_hold = self._hold(rule, fired, facts)
         requests, unknown = asked(rule, facts)
         for ask_id in unknown:
             self.event(EVENT_KIND, f"ignored {ask_id}: no such client or hub", rule=rule.name)
             await asyncio.to_thread(self.ledger.drop_ask, ask_id)
-        fired += requests
-        if not fired:
-            self._forget(rule.name, set())
+        if not fired and not requests:
             return running
-        self._forget(rule.name, {t.target for t in fired})
         blocked = self._rule_blocked(rule, facts, states)
         if blocked is None and rule.trigger in CLIENT_TRIGGERS and facts.hosts:
-            share = 100.0 * client_fired / len(facts.hosts)
+            share = 100.0 * in_hold / len(facts.hosts)
             if share > rule.breaker_percent:
-                sentence = sentences.breaker_opened(rule.name, share, rule.breaker_percent)
-                opened = await asyncio.to_thread(
-                    self.ledger.open_breaker, rule.name, share, rule.breaker_percent, sentence
-                )
-                if opened:
-                    self.event(EVENT_KIND, sentence, rule=rule.name, share=share)
-                    self._said[(rule.name, "*")] = _gist(sentence)
-                if self.metrics is not None:
-                    self.metrics.remediation_breaker(rule.name, True)
-                blocked = (limits.BREAKER, sentence)
+                blocked = await self._open_breaker(rule, share)
+        for t in fired:
+            if t not in due:
+                self._skipped(rule, limits.HOLD)
+        due += requests
+        if not due:
+            return running  # all pending: nothing would run this round, so nothing to say
         if blocked is not None:
             reason, sentence = blocked
             self._say(rule.name, "*", "*", sentence)
-            for _ in fired:
+            for _ in due:
                 self._skipped(rule, reason)
             await self._drop_asks(requests)
             return running
+        self._said.pop((rule.name, "*"), None)  # unblocked: the next block is news again
+        fired = due
         for t in fired:
             key = make_key(rule.name, t.target, t.evidence)
             mine = [
@@ -180,6 +196,38 @@ class RemediationEngine:
                 running += 0 if rule.dry_run else 1
         await self._drop_asks(requests)
         return running
+
+    def _hold(self, rule: Rule, fired: list[Trigger], facts: Facts) -> tuple[list[Trigger], int]:
+        """The triggers due to act (fired without a break for the rule's hold), and how many
+        of the fleet's clients fired within the hold (this round included)."""
+        hold = rule.hold or 0.0
+        pending = self._pending.setdefault(rule.name, {})
+        last = self._fired.setdefault(rule.name, {})
+        now = facts.now
+        for target in set(pending) - {t.target for t in fired}:
+            del pending[target]  # it stopped firing: a new trigger starts a new hold
+        for t in fired:
+            pending.setdefault(t.target, now)
+            last[t.target] = now
+        horizon = now - dt.timedelta(seconds=hold)
+        for target in [k for k, when in last.items() if when < horizon]:
+            del last[target]
+        due = [t for t in fired if (now - pending[t.target]).total_seconds() >= hold]
+        return due, len(set(last) & set(facts.hosts))
+
+    async def _open_breaker(self, rule: Rule, share: float) -> tuple[str, str]:
+        sentence = sentences.breaker_opened(
+            rule.name, share, rule.breaker_percent, rule.hold or 0.0
+        )
+        opened = await asyncio.to_thread(
+            self.ledger.open_breaker, rule.name, share, rule.breaker_percent, sentence
+        )
+        if opened:
+            self.event(EVENT_KIND, sentence, rule=rule.name, share=share)
+            self._said[(rule.name, "*")] = _gist(sentence)
+        if self.metrics is not None:
+            self.metrics.remediation_breaker(rule.name, True)
+        return limits.BREAKER, sentence
 
     def _rule_blocked(
         self, rule: Rule, facts: Facts, states: dict[str, dict[str, Any]]
@@ -222,6 +270,7 @@ class RemediationEngine:
             "finished": now if rule.dry_run else None,
             "by": self.hub,
             "asked_by": t.asked_by,
+            "timeout": self.settings.timeout_of(rule.name),  # for any master's give-up
         }
         try:
             # Majority-acknowledged BEFORE anything runs: the idempotency key's whole point.
@@ -252,14 +301,16 @@ class RemediationEngine:
 
     async def _run(self, rule: Rule, t: Trigger, key: str, host: dict[str, Any] | None) -> None:
         try:
-            ok, result = await self.actions.act(rule, t, key, host)
-            if ok:
+            status, result = await self.actions.act(rule, t, key, host)
+            if status == DONE:
                 sentence = sentences.ran(rule.action, t.name, t.reason, rule.command)
+            elif status == TIMED_OUT:
+                sentence = sentences.timed_out(rule.action, t.name, t.reason, result, rule.command)
             else:
                 sentence = sentences.failed(rule.action, t.name, t.reason, result, rule.command)
-            self._ran(rule, "ok" if ok else "failed")
+            self._ran(rule, {DONE: "ok", TIMED_OUT: "timed_out"}.get(status, "failed"))
             try:
-                await asyncio.to_thread(self.ledger.finish, key, DONE if ok else FAILED, result)
+                await asyncio.to_thread(self.ledger.finish, key, status, result)
             except PyMongoError as exc:
                 log.warning("remediation of %s ran, but its end was not recorded: %s", t.name, exc)
             self.event(EVENT_KIND, sentence, rule=rule.name, target=t.name, key=key, result=result)
@@ -273,13 +324,6 @@ class RemediationEngine:
             return
         self._said[(rule, target)] = gist
         self.event(EVENT_KIND, sentence, rule=rule, target=name)
-
-    def _forget(self, rule: str, targets: set[str]) -> None:
-        """A target no longer triggered: its next skip is news again."""
-        for key in [k for k in self._said if k[0] == rule and k[1] not in targets | {"*"}]:
-            del self._said[key]
-        if not targets:
-            self._said.pop((rule, "*"), None)
 
     def _skipped(self, rule: Rule, reason: str) -> None:
         if self.metrics is not None:

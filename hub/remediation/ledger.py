@@ -25,6 +25,7 @@ ALL_RULES = "*"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
+TIMED_OUT = "timed-out"  # outlived the rule's action_timeout (the client stopped its run)
 DRY_RUN = "dry-run"
 INTERRUPTED = "interrupted"  # its master went away mid-run: counted, never run again
 

@@ -1,8 +1,9 @@
 """Whether one triggered remediation may run now, and if not, the one sentence saying why.
 
 Pure: it reads the records the ledger gave for this round and counts nothing twice. The
-order is the cheapest honest answer first: an evidence already acted on, then the fleet-wide
-concurrency, the rule's runs per target per window, and the cool-down after the last run.
+order is the most lasting answer first: an evidence already acted on, a run of the target
+still going, the rule's runs per target per window, the cool-down after the last run, then
+the fleet-wide concurrency.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ COOLDOWN = "cooldown"
 BREAKER = "breaker"
 PAUSED = "paused"
 SUPPRESSED = "suppressed"  # a maintenance window or a frozen member
-SKIP_REASONS = (RECORDED, CONCURRENCY, BUDGET, COOLDOWN, BREAKER, PAUSED, SUPPRESSED)
+HOLD = "hold"  # a new trigger, pending until the rule's hold has passed
+SKIP_REASONS = (RECORDED, CONCURRENCY, BUDGET, COOLDOWN, BREAKER, PAUSED, SUPPRESSED, HOLD)
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,6 @@ def decide(
         return Decision(False, RECORDED, said, quiet=by == me)
     if any(r.get("status") == RUNNING for r in records):
         return Decision(False, CONCURRENCY, sentences.still_running(trigger.name), quiet=True)
-    if running >= max_concurrent:
-        return Decision(
-            False, CONCURRENCY, sentences.too_many_running(trigger.name, running, max_concurrent)
-        )
     start = now - dt.timedelta(seconds=rule.window)
     in_window = [r for r in records if aware(r["started"]) >= start]
     if len(in_window) >= rule.max_runs:
@@ -76,4 +74,9 @@ def decide(
             return Decision(
                 False, COOLDOWN, sentences.cooling(trigger.name, max(ago, 0.0), rule.cooldown)
             )
+    # Fleet-wide last: a target out of budget or cooling down is told that, whatever runs.
+    if running >= max_concurrent:
+        return Decision(
+            False, CONCURRENCY, sentences.too_many_running(trigger.name, running, max_concurrent)
+        )
     return Decision(True)

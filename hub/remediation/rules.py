@@ -2,7 +2,7 @@
 
 [remediation]
 max_concurrent = 5                # remediations running at once, fleet-wide
-action_timeout = "5m"             # an action running longer is given up (and counted)
+action_timeout = "5m"             # default of every rule's action_timeout (below)
 [remediation.commands]            # the allow-list for action = "command"
 restart-sshd-fleet = ["/usr/local/sbin/restart-sshd-fleet"]
 
@@ -15,17 +15,21 @@ classes = ["remediate_sshd"]      # run_agent: classes defined for that run
 max_runs = 3                      # per target per window
 window = "1h"
 cooldown = "10m"                  # after each run of this rule on a target
-breaker_percent = 20              # more clients than this triggering in one round: none
+hold = "10m"                      # a new trigger is pending this long before it acts;
+                                  #   default: two collection intervals
+breaker_percent = 20              # more clients than this triggering within the hold: none
+action_timeout = "5m"             # the client is told this deadline and stops its run then
 dry_run = false                   # decide and record, do nothing
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hubcluster.config_check import ConfigError, Section
-from hubcluster.run_request import class_problem
+from hubcluster.durations import DAY
+from hubcluster.run_request import MAX_RUN_SECONDS, class_problem
 
 PROMISE_NOT_KEPT = "promise_not_kept"
 STALE_CLIENT = "stale_client"
@@ -47,6 +51,11 @@ FITS = {
     CHECK: (COMMAND, RESYNC),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The hold when a rule names none, in collection intervals: a trigger first seen in one round
+# is still pending after the next, so the breaker has counted two whole rounds of reports (a
+# fleet's agents report over their run period, as long as a round by default) before
+# anything runs.
+HOLD_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Rule:
     cooldown: float = 600.0
     breaker_percent: float = 20.0
     dry_run: bool = False
+    hold: float | None = None  # None: HOLD_ROUNDS collection intervals (with_default_hold)
+    action_timeout: float | None = None  # None: [remediation] action_timeout
 
     def summary(self) -> dict[str, object]:
         """What `hubctl remediation list` shows of the rule (stored by the master)."""
@@ -81,6 +92,8 @@ class Rule:
             "window": self.window,
             "cooldown": self.cooldown,
             "breaker_percent": self.breaker_percent,
+            "hold": self.hold,
+            "action_timeout": self.action_timeout,
             "dry_run": self.dry_run,
         }
 
@@ -94,6 +107,28 @@ class RemediationSettings:
 
     def rule(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)
+
+    def resolved(self, collect_interval: float) -> RemediationSettings:
+        """Every rule with its hold and action timeout filled in: what the master runs."""
+        hold = HOLD_ROUNDS * collect_interval
+        rules = tuple(
+            replace(
+                r,
+                hold=hold if r.hold is None else r.hold,
+                action_timeout=self.action_timeout
+                if r.action_timeout is None
+                else r.action_timeout,
+            )
+            for r in self.rules
+        )
+        return replace(self, rules=rules)
+
+    def timeout_of(self, rule: str) -> float:
+        """The action timeout of `rule` (a record's rule may be gone from the config)."""
+        found = self.rule(rule)
+        if found is None or found.action_timeout is None:
+            return self.action_timeout
+        return found.action_timeout
 
 
 def _choice(section: Section, key: str, choices: tuple[str, ...], default: str | None) -> str:
@@ -175,11 +210,19 @@ def _rule(entry: Section, commands: dict[str, tuple[str, ...]]) -> Rule:
         cooldown=entry.duration("cooldown", 600.0),
         breaker_percent=float(percent),
         dry_run=entry._get("dry_run", False, False),
+        hold=entry.duration("hold", 0.0, maximum=DAY) if "hold" in entry.data else None,
+        action_timeout=_action_timeout(entry) if "action_timeout" in entry.data else None,
     )
     if not isinstance(rule.dry_run, bool):
         raise ConfigError(f"{entry.where}.dry_run: must be true or false")
     entry.reject_unknown()
     return rule
+
+
+def _action_timeout(section: Section) -> float:
+    # The client stops a run at the deadline it is sent, but never later than its own
+    # maximum: a longer timeout here would only be a wait for nothing.
+    return section.duration("action_timeout", 300.0, minimum=1.0, maximum=MAX_RUN_SECONDS)
 
 
 def parse_remediation(section: Section) -> RemediationSettings:
@@ -193,7 +236,7 @@ def parse_remediation(section: Section) -> RemediationSettings:
     settings = RemediationSettings(
         rules=rules,
         max_concurrent=section.int("max_concurrent", 5, minimum=1, maximum=10_000),
-        action_timeout=section.duration("action_timeout", 300.0, minimum=1.0),
+        action_timeout=_action_timeout(section),
         commands=commands,
     )
     section.reject_unknown()

@@ -2,7 +2,8 @@
 
 ran agent on client042 (promise sshd_running not kept)
 skipped client042: 3 runs in the last hour, limit 3
-breaker open for rule sshd: 41% of clients triggered, limit 20%
+breaker open for rule sshd: 41% of clients triggered in the last 10m, limit 20%
+agent run on client042 timed out: stopped by the client at the 5m deadline (promise ...)
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from hubcluster.durations import format_duration
 
 _DONE = {RUN_AGENT: "ran agent on {name}", RESYNC: "re-synced masterfiles on {name}"}
 _WOULD = {RUN_AGENT: "would run agent on {name}", RESYNC: "would re-sync masterfiles on {name}"}
-_FAILED = {
-    RUN_AGENT: "agent run on {name} failed",
-    RESYNC: "masterfiles re-sync on {name} failed",
-}
+_ACTION = {RUN_AGENT: "agent run on {name}", RESYNC: "masterfiles re-sync on {name}"}
 
 
 def span(seconds: float) -> str:
@@ -36,11 +34,16 @@ def would_run(action: str, name: str, reason: str, command: str = "") -> str:
     return f"{what} ({reason}; dry run)"
 
 
+def _action(action: str, name: str, command: str) -> str:
+    return f"{command} for {name}" if action == COMMAND else _ACTION[action].format(name=name)
+
+
 def failed(action: str, name: str, reason: str, why: str, command: str = "") -> str:
-    what = (
-        f"{command} for {name} failed" if action == COMMAND else _FAILED[action].format(name=name)
-    )
-    return f"{what}: {why} ({reason})"
+    return f"{_action(action, name, command)} failed: {why} ({reason})"
+
+
+def timed_out(action: str, name: str, reason: str, why: str, command: str = "") -> str:
+    return f"{_action(action, name, command)} timed out: {why} ({reason})"
 
 
 def over_budget(name: str, runs: int, window: float, limit: int) -> str:
@@ -68,8 +71,12 @@ def recorded_already(name: str, by: str, reason: str) -> str:
     return f"skipped {name}: already remediated by {by} for this evidence ({reason})"
 
 
-def breaker_opened(rule: str, share: float, limit: float) -> str:
-    return f"breaker open for rule {rule}: {share:.0f}% of clients triggered, limit {limit:g}%"
+def breaker_opened(rule: str, share: float, limit: float, hold: float) -> str:
+    within = f"in the last {format_duration(hold)}" if hold > 0 else "in one round"
+    return (
+        f"breaker open for rule {rule}: {share:.0f}% of clients triggered {within}, "
+        f"limit {limit:g}%"
+    )
 
 
 def rule_suppressed(rule: str, why: str) -> str:

@@ -136,7 +136,7 @@ def _stale(rule: Rule, facts: Facts, master: str) -> list[Trigger]:
         silent = (facts.now - since).total_seconds()
         if silent <= rule.stale_after:
             continue
-        words = f"silent for {format_duration(silent)}" if last else "never seen"
+        words = f"silent for {format_duration(round(silent))}" if last else "never seen"
         out.append(
             Trigger(
                 rule.name,
@@ -174,7 +174,7 @@ def _diverged(rule: Rule, facts: Facts, master: str) -> list[Trigger]:
                 str(state["_id"]),
                 f"{state.get('release')} not {release}",
                 f"masterfiles {state.get('release') or 'none'}, master serves {release} "
-                f"for {format_duration(held_for)}",
+                f"for {format_duration(round(held_for))}",
             )
         )
     return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -27,9 +26,11 @@ from hub.keystore import KeyStore
 from hub.mongo import DB_NAME, use_access
 from hub.mongo_access import MongoAccess
 from hubcluster.keys import ensure_key_pair, key_fingerprint
-from hubctl.lab.agent_processes import AgentForker, AgentProcess
+from hubctl.lab.agent_processes import AgentForker
+from hubctl.lab.client_processes import LabClient, bootstrap_all, run_agents
 from hubctl.lab.haproxy import LabHaproxy
 from hubctl.lab.mongod_cluster import MongodCluster
+from hubctl.lab.portal_accounts import LabPortalAccounts, lab_portal_accounts
 from hubctl.lab.ports import free_port, wait_port
 from hubctl.lab.processes import stop_process
 from hubctl.lab.standin import StandinCluster
@@ -58,7 +59,6 @@ def _python_entry(module: str) -> list[str]:
 
 
 HUBD = _python_entry("hub.daemon")
-BOOTSTRAP_ATTEMPTS = 5
 CLIENT_AGENT = _python_entry("client_agent.cli")
 HUBCTL = _python_entry("hubctl.app")
 
@@ -84,16 +84,6 @@ class LabHub:
 
 
 @dataclass
-class LabClient:
-    name: str
-    workdir: Path
-    config: Path
-    port: int
-    log: Path
-    proc: AgentProcess | None = None
-
-
-@dataclass
 class LabCluster:
     directory: Path
     clients: int = 10
@@ -116,9 +106,7 @@ class LabCluster:
     _credentials: ClusterCredentials | None = field(default=None, init=False, repr=False)
     # The portal's lab users, "admin" and "viewer", share this password (printed by lab up);
     # scripts use the viewer token "lab.<secret>".
-    portal_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-    portal_token: str = field(default="", init=False, repr=False)
-    _portal_hashes: tuple[str, str] = field(default=("", ""), init=False, repr=False)
+    portal: LabPortalAccounts = field(default_factory=lab_portal_accounts, repr=False)
 
     # ----- the replica set and the hubs ---------------------------------------------------
     @property
@@ -252,7 +240,7 @@ class LabCluster:
             'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
             f'[sync]\ninterval = "{self.sync_interval}s"\n\n'
             f'[portal]\nbind = "127.0.0.1"\nport = {hub.portal_port}\n\n'
-            f"{self.portal_users()}{entries}{self.hub_config_extra}"
+            f"{self.portal.config()}{entries}{self.hub_config_extra}"
         )
 
     def replace(self, name: str) -> str:
@@ -359,70 +347,20 @@ class LabCluster:
             self.fleet.append(LabClient(name, workdir, config, port, workdir / "agent.log"))
 
     def bootstrap_clients(self, hub: LabHub) -> None:
-        """Bootstrap every client to `hub` and start its report service.
-
-        At most `bootstrap_concurrency` bootstraps run at once: one after another, 120
-        clients took 107 s, and a real fleet does not wait in line either.
-        """
+        """Bootstrap every client to `hub` (`bootstrap_concurrency` at once), then start
+        its report service."""
         if self.forker is None:
             self.forker = AgentForker()
-        asyncio.run(self._bootstrap_all(hub, self.forker))
+        pin = ["--hub-fingerprint", self.fingerprint]
+        asyncio.run(
+            bootstrap_all(self.fleet, hub.service, pin, self.forker, self.bootstrap_concurrency)
+        )
         for c in self.fleet:
             wait_port(c.port, 30, f"{c.name}'s report service")
 
-    async def _bootstrap_all(self, hub: LabHub, forker: AgentForker) -> None:
-        limit = asyncio.Semaphore(max(1, self.bootstrap_concurrency))
-        failures: list[str] = []
-        pin = ["--hub-fingerprint", self.fingerprint]
-
-        async def one(c: LabClient) -> None:
-            log = c.workdir / "bootstrap.log"
-            args = ["bootstrap", hub.service, "--config", str(c.config), *pin]
-            code: int | None = None
-            async with limit:
-                # A loaded hub may answer late (the lab's clients give it 1 s, for quick
-                # failovers); bootstrap is idempotent, so the lab tries again shortly.
-                for attempt in range(BOOTSTRAP_ATTEMPTS):
-                    await asyncio.sleep(0.5 * attempt)
-                    proc = forker.start(args, log)
-                    deadline = time.monotonic() + 60
-                    # Polled, not waited for in threads: the default pool would cap concurrency.
-                    while (code := proc.poll()) is None and time.monotonic() < deadline:
-                        await asyncio.sleep(0.02)
-                    if code is None:
-                        proc.kill()
-                        failures.append(f"bootstrap of {c.name} took over 60s")
-                        return
-                    if code == 0:
-                        break
-            if code != 0:
-                lines = log.read_text(errors="replace").strip().splitlines() or ["no output"]
-                failures.append(f"bootstrap of {c.name} failed: {lines[-1]}")
-                return
-            c.proc = forker.start(["serve", "--config", str(c.config)], c.log)
-
-        await asyncio.gather(*(one(c) for c in self.fleet))
-        if failures:
-            more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-            raise RuntimeError(failures[0] + more)
-
     async def agent_runs(self, concurrency: int = 8) -> list[int]:
         """One `client-agent run` on every client; returns their exit codes."""
-        limit = asyncio.Semaphore(concurrency)
-
-        async def one(c: LabClient) -> int:
-            async with limit:
-                proc = await asyncio.create_subprocess_exec(
-                    *CLIENT_AGENT,
-                    "run",
-                    "--config",
-                    str(c.config),
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-                return await proc.wait()
-
-        return list(await asyncio.gather(*(one(c) for c in self.fleet)))
+        return await run_agents(self.fleet, CLIENT_AGENT, concurrency)
 
     def policy_servers(self) -> dict[str, str]:
         return {
@@ -500,21 +438,13 @@ class LabCluster:
         haproxy.start()
         self.haproxy = haproxy
 
-    def portal_users(self) -> str:
-        """The [[portal.users]] of every lab hub (an admin and a viewer) and a viewer token."""
-        from hub.portal.passwords import hash_secret, new_token
+    @property
+    def portal_password(self) -> str:
+        return self.portal.password
 
-        if not self.portal_token:
-            self.portal_token, token_hash = new_token("lab")
-            self._portal_hashes = (hash_secret(self.portal_password), token_hash)
-        password_hash, token_hash = self._portal_hashes
-        users = "".join(
-            f'[[portal.users]]\nname = "{role}"\nrole = "{role}"\n'
-            f'password_hash = "{password_hash}"\n\n'
-            for role in ("admin", "viewer")
-        )
-        token = f'[[portal.tokens]]\nname = "lab"\nrole = "viewer"\ntoken_hash = "{token_hash}"\n\n'
-        return users + token
+    @property
+    def portal_token(self) -> str:
+        return self.portal.token
 
     def status(self) -> dict:
         """Hubs, their processes and members, for the control API and the dashboard."""

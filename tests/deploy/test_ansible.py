@@ -4,169 +4,43 @@ Three hubs and two clients, all `connection: local`, each under its own staging 
 tmp_path, with packages and services switched off: the playbook renders every file it would
 put on the hosts, and these tests read them back. A second run must change nothing. The
 hubs install the plain wheel (tests/install, no extras) into their staged virtualenvs, and
-their programs are run from there. The replset role runs against the wire-level stand-in
-with that same plain install's hubctl, so its idempotence is real too.
+their programs are run from there. The deployment is tests/deploy/deployment.py; the
+replset role's own run against the stand-in is tests/deploy/test_replset_role.py.
 """
 
 from __future__ import annotations
 
 import base64
 import configparser
-import json
-import re
 import stat
 import subprocess
-import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from hub.config import load_hub_config
+from tests.deploy.deployment import (
+    AGENT_CONFIG,
+    CLIENTS,
+    CONFIG,
+    DB_USERS,
+    HUBS,
+    PORTAL_PASSWORD,
+    VENV,
+    Deployment,
+)
 from tests.deploy.playbook import (
     ANSIBLE_DIR,
-    LINT,
-    PLAYBOOK,
-    ansible_env,
+    NEEDS_ANSIBLE,
     recap,
-    run_playbook,
-    task_results,
-    wheel_version,
-    write_inventory,
 )
 
-ROLES = ("hubcluster", "mongodb_member", "hub", "replset", "client")
-
-
 pytestmark = [
-    pytest.mark.skipif(
-        PLAYBOOK is None,
-        reason="ansible-playbook is not installed; pip install -e '.[deploy]' to run these",
-    ),
+    NEEDS_ANSIBLE,
     # Two full playbook runs happen in the first test's setup.
     pytest.mark.timeout(2400),
 ]
-
-HUBS = {"hub1": "10.0.0.1", "hub2": "10.0.0.2", "hub3": "10.0.0.3"}
-CLIENTS = {"client1": "10.0.1.1", "client2": "10.0.1.2"}
-CONFIG = "/etc/hubcluster/hub.toml"
-AGENT_CONFIG = "/etc/hubcluster/agent.toml"
-VENV = "/opt/hubcluster/venv"
-PORTAL_PASSWORD = "correct horse battery staple"
-DB_USERS = ("hubcluster-admin", "hubd", "operator", "reader")
-DERIVED = (
-    "hubcluster_hubs",
-    "hubcluster_client_addresses",
-    "hubcluster_db_users",
-    "hubcluster_me",
-    "hubcluster_set_uri",
-    "hubcluster_installs_here",
-)
-
-
-@dataclass
-class Deployment:
-    base: Path
-    secrets: Path
-    first: str
-    second: str
-
-    def root(self, host: str) -> Path:
-        return self.base / host
-
-    def file(self, host: str, path: str) -> Path:
-        return self.root(host) / path.lstrip("/")
-
-
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory, plain) -> Deployment:
-    base = tmp_path_factory.mktemp("deploy")
-    secrets = base / "secrets"
-    hubs = {
-        name: {
-            "hubcluster_address": ip,
-            "hubcluster_root": str(base / name),
-            "hubcluster_install_venv": True,
-        }
-        for name, ip in HUBS.items()
-    }
-    hubs["hub1"]["hub_nrpe"] = True
-    hubs["hub1"]["hub_prometheus_rules_dir"] = "/etc/prometheus/rules"
-    hashed = subprocess.run(
-        [str(plain.bin("hubd")), "hash-password"],
-        input=f"{PORTAL_PASSWORD}\n",
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    hubs["hub2"].update(
-        hub_portal_enabled=True,
-        hub_portal_bind="0.0.0.0",
-        hub_portal_tls_cert="/etc/hubcluster/portal.crt",
-        hub_portal_tls_key="/etc/hubcluster/portal.key",
-        hub_portal_users=[
-            {"name": "alice", "role": "admin", "password_hash": hashed.stdout.strip()}
-        ],
-    )
-    clients = {
-        name: {"hubcluster_address": ip, "hubcluster_root": str(base / name)}
-        for name, ip in CLIENTS.items()
-    }
-    clients["client2"]["client_hostname"] = "client2.example.com"
-    inventory = write_inventory(
-        base / "inventory.json",
-        hubs,
-        clients,
-        {
-            "hubcluster_install_packages": False,
-            "hubcluster_manage_services": False,
-            "hubcluster_secrets_dir": str(secrets),
-            # The wheel tests/install built, and its dependencies, offline; bytecode is
-            # compiled on first import instead, which keeps three installs cheap.
-            "hubcluster_wheel": str(plain.wheel),
-            "hubcluster_version": wheel_version(plain.wheel),
-            "hubcluster_pip_extra_args": (
-                f"--no-index --find-links {plain.wheelhouse} --no-compile"
-            ),
-            "hubcluster_python": sys.executable,
-        },
-    )
-    # --diff -v: if a secret were not under no_log, its content would show in this output.
-    home = base / "home"
-    first = run_playbook(ANSIBLE_DIR / "site.yml", inventory, home, "--diff", "-v", timeout=1100)
-    second = run_playbook(ANSIBLE_DIR / "site.yml", inventory, home, "--diff", "-v", timeout=1100)
-    return Deployment(base, secrets, first, second)
-
-
-def test_syntax_check(tmp_path):
-    result = subprocess.run(
-        [PLAYBOOK, "--syntax-check", "-i", "inventory.example.ini", "site.yml"],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.skipif(LINT is None, reason="ansible-lint is not installed (the deploy extra)")
-def test_ansible_lint_production_profile_is_clean(tmp_path):
-    env = ansible_env(tmp_path)
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    result = subprocess.run(
-        [LINT, "--nocolor"],
-        cwd=ANSIBLE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    assert "Profile 'production' was required, and it passed" in output
 
 
 def test_every_host_converges_and_a_second_run_changes_nothing(deployed):
@@ -397,144 +271,6 @@ def test_secrets_never_show_in_the_output(deployed):
             assert line not in output
 
 
-def commented_settings(text: str) -> dict:
-    """The `# key: value` settings of group_vars/all.yml (with `#   ...` block lines)."""
-    import yaml
-
-    settings, block = {}, None
-    for line in text.splitlines():
-        match = re.match(r"^# ([a-z][a-z0-9_]*):(.*)$", line)
-        if match:
-            key, rest = match.groups()
-            if rest.strip() in ("", ">-", ">", "|-", "|"):  # a block follows
-                block = [f"{key}:{rest}"]
-                settings[key] = None
-            else:
-                settings.update(yaml.safe_load(f"{key}:{rest}"))
-                block = None
-            continue
-        if block is not None and re.match(r"^#( {2,}| -)", line):
-            block.append(line[2:])
-            settings.update(yaml.safe_load("\n".join(block)))
-        else:
-            block = None
-    return settings
-
-
-def test_group_vars_and_readme_document_every_role_default():
-    import yaml
-
-    documented = commented_settings((ANSIBLE_DIR / "group_vars" / "all.yml").read_text())
-    readme = (ANSIBLE_DIR / "README.md").read_text()
-    for role in ROLES:
-        defaults = yaml.safe_load(
-            (ANSIBLE_DIR / "roles" / role / "defaults" / "main.yml").read_text()
-        )
-        for key, value in defaults.items():
-            if key.endswith("_json") or key in DERIVED:
-                continue  # derived, not settings
-            assert f"`{key}`" in readme, f"README.md does not document {key}"
-            if key in documented:
-                assert documented[key] == value, f"group_vars/all.yml disagrees on {key}"
-            else:
-                assert f"{key} " in (ANSIBLE_DIR / "group_vars" / "all.yml").read_text(), (
-                    f"group_vars/all.yml does not mention {key}"
-                )
-
-
-def test_no_secret_material_in_the_ansible_tree():
-    for path in ANSIBLE_DIR.rglob("*"):
-        if path.is_file():
-            text = path.read_text(errors="replace")
-            assert "PRIVATE KEY-----" not in text, path
-
-
-def test_replset_role_initiates_once_and_creates_the_users(tmp_path, plain):
-    from hub.mongo import access_as, connect
-    from hub.mongo_access import MongoAccess, read_password_file
-    from hub.replset import ReplicaSet
-    from hubctl.lab.standin import StandinCluster
-
-    playbook = tmp_path / "replset.yml"
-    playbook.write_text(
-        "- name: Replica set\n  hosts: hubs\n  gather_facts: false\n  roles:\n    - role: replset\n"
-    )
-    secrets = tmp_path / "secrets"
-    # mongod as production runs it: access control and requireTLS, no user yet.
-    with StandinCluster(election_timeout=0.5) as cluster:
-        hubs = {}
-        for index, member in enumerate(cluster.hosts, start=1):
-            host, port = member.rsplit(":", 1)
-            etc = tmp_path / f"hub{index}" / "etc"
-            hubs[f"hub{index}"] = {
-                "hubcluster_address": host,
-                "hubcluster_mongodb_port": int(port),
-                "hubcluster_config_dir": str(etc),
-                "hubcluster_hubctl": str(tmp_path / f"hub{index}" / "bin" / "hubctl"),
-            }
-        hubs["hub1"]["replset_priority"] = 2
-        inventory = write_inventory(
-            tmp_path / "inventory.json",
-            hubs,
-            {},
-            {
-                "hubcluster_install_packages": False,
-                "hubcluster_manage_services": False,
-                "hubcluster_secrets_dir": str(secrets),
-                "hubcluster_tls_ca_file": str(cluster.ca_file),
-                "hubcluster_venv": str(plain.venv),  # a hub's hubctl: the plain install
-                "replset_initiate": True,
-                "replset_election_timeout": "500ms",
-                "replset_timeout": 30,
-            },
-        )
-        first = run_playbook(playbook, inventory, tmp_path / "home", "-v")
-        assert "CFEngineNova: initiated" in first
-        assert "user hubd created" in first and "user operator created" in first
-        # Once, on the first hub (run_once), and changed because it initiated.
-        assert task_results(first, "replset : Initiate") == ["changed: [hub1]"]
-        second = run_playbook(playbook, inventory, tmp_path / "home", "-v")
-        assert "CFEngineNova: already initiated" in second
-        assert task_results(second, "replset : Initiate") == ["ok: [hub1]"]
-        assert all(counts["changed"] == 0 for counts in recap(second).values())
-        passwords = {u: read_password_file(secrets / "db-users" / u) for u in DB_USERS}
-        for output in (first, second):
-            assert not any(password in output for password in passwords.values())
-
-        def access(user: str) -> MongoAccess:
-            return MongoAccess(user, passwords[user], tls_ca_file=cluster.ca_file)
-
-        for user in ("hubd", "reader"):  # each logs in with the password the play gave it
-            with access_as(access(user)), connect(cluster.uri, timeout=10) as client:
-                assert client["cfreport"].command("ping")["ok"] == 1
-        with access_as(access("operator")):
-            rs = ReplicaSet(cluster.uri)
-            try:
-                topology = rs.topology()
-            finally:
-                rs.close()
-        assert topology.set_name == "CFEngineNova"
-        assert sorted(m.name for m in topology.members) == sorted(cluster.hosts)
-        priorities = {m.name: m.priority for m in topology.members}
-        names = {m.name: m.hub for m in topology.members}
-        assert names == {h: f"hub{i}" for i, h in enumerate(cluster.hosts, start=1)}
-        assert priorities[cluster.hosts[0]] == 2
-        assert priorities[cluster.hosts[1]] == priorities[cluster.hosts[2]] == 1
-        # Each hub's hubctl wrapper is the operator, from files, with no argument given.
-        for hub, values in hubs.items():
-            done = subprocess.run(
-                [values["hubcluster_hubctl"], "status", "--json", "--mongo", cluster.uri],
-                capture_output=True,
-                text=True,
-                env={"PATH": "/usr/bin:/bin", "COLUMNS": "80"},
-                timeout=60,
-            )
-            assert json.loads(done.stdout)["primary"] in cluster.hosts, (hub, done.stderr)
-            hubd_password = Path(values["hubcluster_config_dir"]) / "mongo-hubd.password"
-            assert hubd_password.read_text().strip() == passwords["hubd"]
-            assert stat.S_IMODE(hubd_password.stat().st_mode) == 0o600
-
-
 def test_mongod_gets_the_private_ca_and_a_certificate_for_its_address(deployed):
     ca = deployed.secrets / "tls" / "ca.pem"
     for hub, address in HUBS.items():
@@ -634,74 +370,3 @@ def test_the_portal_table_is_written_only_where_enabled(deployed, tmp_path):
     secret = deployed.file("hub2", "/var/lib/hubcluster/portal-secret")
     assert secret.read_bytes() == (deployed.secrets / "portal-secret").read_bytes()
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-
-
-def test_a_wheel_of_another_version_stops_the_play_with_one_message(tmp_path, plain):
-    hubs = {
-        name: {"hubcluster_address": ip, "hubcluster_root": str(tmp_path / name)}
-        for name, ip in HUBS.items()
-    }
-    inventory = write_inventory(
-        tmp_path / "inventory.json",
-        hubs,
-        {},
-        {
-            "hubcluster_install_packages": False,
-            "hubcluster_manage_services": False,
-            "hubcluster_install_venv": True,
-            "hubcluster_secrets_dir": str(tmp_path / "secrets"),
-            "hubcluster_wheel": str(plain.wheel),
-            "hubcluster_version": "9.9.9",
-        },
-    )
-    result = subprocess.run(
-        [PLAYBOOK, "-i", str(inventory), str(ANSIBLE_DIR / "hubs.yml")],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    version = wheel_version(plain.wheel)
-    expected = (
-        f"{plain.wheel.name} is hubcluster {version}, but hubcluster_version is 9.9.9: give a "
-        "wheel of that version, or set hubcluster_version to the build's"
-    )
-    assert expected in output, output[-3000:]
-    assert not (tmp_path / "hub1" / "opt").exists(), "something was installed"
-
-
-def render_mongod_conf(**values: object) -> dict:
-    """The mongodb_member role's mongod.conf template with its defaults and `values`."""
-    import jinja2
-    import yaml
-
-    defaults = yaml.safe_load(
-        (ANSIBLE_DIR / "roles" / "mongodb_member" / "defaults" / "main.yml").read_text()
-    )
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    env.filters["to_json"] = json.dumps
-    context = {
-        **defaults,
-        "ansible_managed": "Ansible managed",
-        "inventory_hostname": "hub1",
-        "hubcluster_replset_name": "CFEngineNova",
-        "hubcluster_mongodb_port": 27017,
-        "mongodb_member_db_path": "/var/lib/mongodb",
-        "mongodb_member_bind_ip": "127.0.0.1,10.0.0.1",
-        **values,
-    }
-    template = ANSIBLE_DIR / "roles" / "mongodb_member" / "templates" / "mongod.conf.j2"
-    return yaml.safe_load(env.from_string(template.read_text()).render(context))
-
-
-def test_x509_membership_is_an_option_of_mongod_conf():
-    keyfile = render_mongod_conf()
-    assert keyfile["security"] == {"authorization": "enabled", "keyFile": "/etc/mongod.keyfile"}
-    x509 = render_mongod_conf(mongodb_member_cluster_auth="x509")
-    # Members present their certificates to each other instead of sharing a keyFile.
-    assert x509["security"] == {"authorization": "enabled", "clusterAuthMode": "x509"}
-    assert x509["net"]["tls"]["clusterFile"] == "/etc/mongod-tls/member.pem"
-    assert x509["net"]["tls"]["mode"] == "requireTLS"

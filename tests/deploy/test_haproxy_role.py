@@ -18,10 +18,11 @@ import yaml
 
 from hubctl.lab.haproxy import render_config
 from tests.debian_tools import debian_tool
-from tests.deploy.test_ansible import ANSIBLE_DIR, PLAYBOOK, ansible_env, commented_settings
+from tests.deploy.group_vars import commented_settings
+from tests.deploy.playbook import ANSIBLE_DIR, NEEDS_ANSIBLE, run_playbook
 
 pytestmark = [
-    pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook is not installed (deploy)"),
+    NEEDS_ANSIBLE,
     pytest.mark.timeout(300),
 ]
 
@@ -49,16 +50,9 @@ def deploy_balancer(base: Path, **balancer: object) -> tuple[Path, str]:
         }
     }
     (base / "inventory.json").write_text(json.dumps(inventory))
-    done = subprocess.run(
-        [PLAYBOOK, "-i", str(base / "inventory.json"), "site.yml", "--limit", "lb1"],
-        cwd=ANSIBLE_DIR,
-        env=ansible_env(base / "home"),
-        capture_output=True,
-        text=True,
-        timeout=240,
+    output = run_playbook(
+        "site.yml", base / "inventory.json", base / "home", "--limit", "lb1", timeout=240
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
     return root, output
 
 

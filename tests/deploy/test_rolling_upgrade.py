@@ -38,12 +38,12 @@ from hubctl.lab.cluster import SAMPLE_PROMISES, LabCluster, LabHub
 from hubctl.lab.ports import free_port
 from hubctl.lab.standin import StandinCluster
 from hubctl.lab.standin.control import serve_control
-from tests.deploy.playbook import ANSIBLE_DIR, PLAYBOOK, run_playbook, wheel_version
+from tests.deploy.playbook import ANSIBLE_DIR, NEEDS_ANSIBLE, run_playbook, wheel_version
 from tests.deploy.playbook import write_inventory as write_inventory_file
 from tests.install.plain_install import BUILD_FILES, PACKAGES, REPO
 
 pytestmark = [
-    pytest.mark.skipif(PLAYBOOK is None, reason="ansible-playbook is not installed"),
+    NEEDS_ANSIBLE,
     # Two real deployments of three virtualenvs and a serial play: minutes, not seconds
     # (README "Rolling changes"; run with -m slow).
     pytest.mark.slow,

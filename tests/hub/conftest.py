@@ -9,7 +9,7 @@ import pytest
 from tests.readpath.real_fleet import RealFleet, start_real_fleet
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def real_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealFleet]:
     """Read-only tests share this one: nothing may change it."""
     fleet = start_real_fleet(tmp_path_factory.mktemp("real-fleet"))
@@ -17,7 +17,7 @@ def real_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealFleet]:
     fleet.lab.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def breakable_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealFleet]:
     """For tests that kill, isolate or stop parts: each puts the fleet back before it ends."""
     fleet = start_real_fleet(tmp_path_factory.mktemp("breakable-fleet"), clients=3, runs=1)

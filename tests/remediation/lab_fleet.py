@@ -11,20 +11,28 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pymongo
+
 from hub.mongo import DB_NAME
 from hub.remediation.ledger import REMEDIATIONS
-from hubctl.lab.cluster import HUBCTL, LabCluster, LabHub
+from hubctl.lab.cluster import CLIENT_AGENT, HUBCTL, LabCluster, LabHub
 from tests.conftest import wait_until
+
+# The lab's collection interval (the least a hub config takes): the tests' "a round later".
+ROUND = 1.0
 
 
 @dataclass
 class RemediationLab:
     lab: LabCluster
     notes: Path | None = None  # where the allow-listed test command writes
+    # One connection for every read the tests poll (a new one per poll is a TLS and SCRAM
+    # handshake each time: CPU the lab's processes need on a 2-core runner).
+    _client: pymongo.MongoClient | None = field(default=None, repr=False)
 
     def hubctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         env = {**os.environ, **self.lab.env(), "HUBCTL_MONGO_URI": self.lab.uri, "COLUMNS": "200"}
@@ -48,22 +56,48 @@ class RemediationLab:
     def run_agents(self) -> list[int]:
         return asyncio.run(self.lab.agent_runs())
 
-    def _db(self, fn):
-        client = self.lab.client()
-        try:
-            return fn(client[DB_NAME])
-        finally:
-            client.close()
+    def run_agent(self, client: str) -> int:
+        """One `client-agent run` on `client`, as its timer would start it."""
+        config = next(c.config for c in self.lab.fleet if c.name == client)
+        done = subprocess.run(
+            CLIENT_AGENT + ["run", "--config", str(config)], capture_output=True, timeout=120
+        )
+        return done.returncode
+
+    def read(self, fn):
+        """`fn(database)` over the lab's one test connection."""
+        if self._client is None:
+            self._client = self.lab.client()
+        return fn(self._client[DB_NAME])
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def wait_collected(self, client: str, timeout: float = 30) -> None:
+        """Until the master stored `client`'s newest report (the round that stored it then
+        ran its remediation decisions)."""
+        newest = self.lab.produced()[client]
+
+        def stored(db) -> bool:
+            host = db.hosts.find_one({"hostname": client}, {"_id": 1})
+            return (
+                bool(host)
+                and db.reports.count_documents({"host": host["_id"], "seq": newest}, limit=1) > 0
+            )
+
+        wait_until(lambda: self.read(stored), timeout, 0.1, f"{client}'s report {newest} stored")
 
     def events(self, rule: str | None = None) -> list[str]:
         """The remediation history, oldest first, as `hubctl history` shows it."""
         query: dict[str, Any] = {"kind": "remediation"}
         if rule:
             query["details.rule"] = rule
-        return self._db(lambda db: [e["message"] for e in db.events.find(query).sort("time", 1)])
+        return self.read(lambda db: [e["message"] for e in db.events.find(query).sort("time", 1)])
 
     def records(self, rule: str) -> list[dict[str, Any]]:
-        return self._db(lambda db: list(db[REMEDIATIONS].find({"rule": rule}).sort("started", 1)))
+        return self.read(lambda db: list(db[REMEDIATIONS].find({"rule": rule}).sort("started", 1)))
 
     def runs_of(self, client: str) -> int:
         """Agent runs a client made: each adds an outcome and an inventory to its spool."""
@@ -82,6 +116,15 @@ class RemediationLab:
         (self.lab.directory / "remediation-history.txt").write_text(
             "".join(line + "\n" for line in self.events())
         )
+        timed = self.read(
+            lambda db: [
+                f"{e['time']:%H:%M:%S.%f} {e['message']}"
+                for e in db.events.find({"kind": "remediation"}).sort("time", 1)
+            ]
+        )
+        (self.lab.directory / "remediation-history-timed.txt").write_text(
+            "".join(line + "\n" for line in timed)
+        )
 
 
 def start_lab(directory: Path, rules_toml: str, clients: int = 3) -> RemediationLab:
@@ -89,7 +132,7 @@ def start_lab(directory: Path, rules_toml: str, clients: int = 3) -> Remediation
         directory,
         clients=clients,
         election_timeout=1.0,
-        collect_interval=1.0,
+        collect_interval=ROUND,
         sync_interval=1.0,
         hub_config_extra=rules_toml,
     )

@@ -50,6 +50,12 @@ def test_the_fleet_wide_concurrency_limit():
     assert _decide([], running=4, limit=5).run
 
 
+def test_a_target_out_of_budget_is_told_so_whatever_runs_fleet_wide():
+    records = [_record(50, key="a"), _record(30, key="b"), _record(15, key="c")]
+    assert _decide(records, running=5, limit=5).reason == BUDGET
+    assert _decide([_record(5)], running=5, limit=5).reason == COOLDOWN
+
+
 def test_a_run_still_going_on_the_target_blocks_another_quietly():
     decision = _decide(
         [_record(1, status="running")], rule=Rule("r", "promise_not_kept", "run_agent", cooldown=0)

@@ -68,6 +68,18 @@ def test_a_good_config_gives_rules_and_limits(tmp_path):
     assert (serve.stale_after, serve.dry_run, serve.command) == (1800.0, True, "restart-agent")
 
 
+def test_hold_and_action_timeout_default_to_the_rounds_and_the_section(tmp_path):
+    extra = GOOD.replace("dry_run = true", 'dry_run = true\nhold = "90s"\naction_timeout = "1m"')
+    config = load_hub_config(_write(tmp_path, extra))
+    settings = config.remediation.resolved(config.collector.interval)
+    sshd, serve = settings.rules
+    # No hold given: two collection intervals (5m each by default); the section's timeout.
+    assert (sshd.hold, sshd.action_timeout) == (600.0, 300.0)
+    assert (serve.hold, serve.action_timeout) == (90.0, 60.0)
+    assert settings.timeout_of("serve-down") == 60.0
+    assert settings.timeout_of("gone-from-the-config") == 300.0
+
+
 @pytest.mark.parametrize(
     ("rule", "says"),
     [
@@ -93,6 +105,14 @@ def test_a_good_config_gives_rules_and_limits(tmp_path):
             "remediation.rules[0].max_runs: must be between 1 and 1000",
         ),
         ('trigger = "promise_not_kept"\naction = "run_agent"\nwindw = "1h"', "windw: unknown key"),
+        (
+            'trigger = "promise_not_kept"\naction = "run_agent"\naction_timeout = "2h"',
+            "remediation.rules[0].action_timeout: must be at most 1h",
+        ),
+        (
+            'trigger = "promise_not_kept"\naction = "run_agent"\nhold = "-1s"',
+            "remediation.rules[0].hold:",
+        ),
     ],
 )
 def test_a_bad_rule_is_one_line_naming_it(tmp_path, rule, says):

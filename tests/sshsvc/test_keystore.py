@@ -50,3 +50,17 @@ def test_bad_and_misnamed_files_are_skipped(tmp_path, caplog):
     assert list(store.keys()) == [good]
     assert store.get("b" * 64) is None
     assert "whose SHA-256 is" in caplog.text and "not an OpenSSH public key" in caplog.text
+
+
+def test_a_key_file_changed_after_it_was_read_is_read_again(tmp_path):
+    # Keys are kept parsed between lookups (the collector looks one up per connection):
+    # what is on disk must still decide.
+    store = KeyStore(tmp_path)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    sha, _ = store.add(key)
+    assert store.get(sha).public_data == key.public_data
+    other = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / ppkey_filename(sha)).write_bytes(other.export_public_key())
+    assert store.get(sha) is None  # a file not holding the key its name says
+    (tmp_path / ppkey_filename(sha)).unlink()
+    assert store.get(sha) is None
