@@ -46,7 +46,7 @@ action = "run_agent"
 hold = "0s"
 max_runs = 2
 window = "1h"
-cooldown = "3s"
+cooldown = "8s"
 breaker_percent = 50
 
 [[remediation.rules]]

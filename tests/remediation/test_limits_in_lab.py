@@ -137,11 +137,13 @@ def _first_seen(rlab: RemediationLab, client: str, promise: str):
 
 
 def test_a_flapping_trigger_stays_within_the_cooldown_and_the_budget(rlab: RemediationLab):
+    # The cool-down is long enough that the flapping promise is seen again (a run flips it,
+    # the next round stores it) well inside it, however loaded the machine.
     rlab.publish(FLAPPING, "flapping")
 
     def limits_met() -> bool:
         history = rlab.events("flap")
-        return any("cool-down 3s" in e for e in history) and any(
+        return any("cool-down 8s" in e for e in history) and any(
             "2 runs in the last hour, limit 2" in e for e in history
         )
 
@@ -155,9 +157,9 @@ def test_a_flapping_trigger_stays_within_the_cooldown_and_the_budget(rlab: Remed
     assert len(records) == 2, [r["_id"] for r in records]
     for earlier, later in zip(records, records[1:], strict=False):
         gap = (later["started"] - earlier["finished"]).total_seconds()
-        assert gap >= 3.0, f"a run {gap:.1f}s after the last one ended; cool-down is 3s"
+        assert gap >= 8.0, f"a run {gap:.1f}s after the last one ended; cool-down is 8s"
     history = rlab.events("flap")
-    assert any("cool-down 3s" in e for e in history), history
+    assert any("cool-down 8s" in e for e in history), history
     assert [e for e in history if "limit 2" in e] == [
         "skipped client002: 2 runs in the last hour, limit 2"
     ]
