@@ -147,14 +147,18 @@ def test_a_flapping_trigger_stays_within_the_cooldown_and_the_budget(rlab: Remed
             "2 runs in the last hour, limit 2" in e for e in history
         )
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while not limits_met() and time.monotonic() < deadline:
-        rlab.run_agent("client002")  # the promise flips on every run, whoever asks for it
-        time.sleep(0.2)
+        # The promise flips on every run, whoever asks for it. Each run's report is stored
+        # (and judged in that round) before the next: runs back to back at about the
+        # rounds' pace could alias with them, and the master would never see it flap.
+        rlab.run_agent("client002")
+        rlab.wait_collected("client002")
     rlab.run_agent("client002")  # and it keeps flapping past the budget
+    rlab.wait_collected("client002")
     _settle(rlab, "flap")
     records = rlab.records("flap")
-    assert len(records) == 2, [r["_id"] for r in records]
+    assert len(records) == 2, ([r["_id"] for r in records], rlab.events("flap"))
     for earlier, later in zip(records, records[1:], strict=False):
         gap = (later["started"] - earlier["finished"]).total_seconds()
         assert gap >= 8.0, f"a run {gap:.1f}s after the last one ended; cool-down is 8s"
