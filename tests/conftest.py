@@ -156,3 +156,19 @@ def set_client(replset) -> Iterator[pymongo.MongoClient]:
     client = replset.client("operator", heartbeatFrequencyMS=500)
     yield client
     client.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the staged Ansible deployment now, in the background, when a test reads it."""
+    if any("deployed" in getattr(item, "fixturenames", ()) for item in session.items):
+        from tests.deploy import early
+        from tests.deploy.playbook import PLAYBOOK
+
+        if PLAYBOOK is not None:
+            early.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.deploy import early
+
+    early.finish(timeout=1200)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.deployment import Deployment, deploy
+from tests.deploy import early
+from tests.deploy.deployment import Deployment
 from tests.install.plain_install import PlainInstall, plain_install
 
 
@@ -14,6 +15,6 @@ def plain() -> PlainInstall:
 
 
 @pytest.fixture(scope="package")
-def deployed(tmp_path_factory: pytest.TempPathFactory, plain: PlainInstall) -> Deployment:
-    """The staged deployment, once for every test of tests/deploy that reads it."""
-    return deploy(tmp_path_factory.mktemp("deploy"), plain)
+def deployed() -> Deployment:
+    """The staged deployment (tests/deploy/early.py), once for every test that reads it."""
+    return early.deployment(timeout=2400)

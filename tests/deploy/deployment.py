@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,9 @@ class Deployment:
         return self.root(host) / path.lstrip("/")
 
 
-def deploy(base: Path, plain: PlainInstall) -> Deployment:
-    """Three hubs and two clients staged under `base`; site.yml run twice."""
+def deploy(base: Path, plain: PlainInstall, environ: Mapping[str, str] | None = None) -> Deployment:
+    """Three hubs and two clients staged under `base`; site.yml run twice, in `environ`
+    (default: this process's environment as it is at each run)."""
     secrets = base / "secrets"
     hubs = {
         name: {
@@ -58,6 +60,7 @@ def deploy(base: Path, plain: PlainInstall) -> Deployment:
         text=True,
         check=True,
         timeout=60,
+        env=None if environ is None else dict(environ),
     )
     hubs["hub2"].update(
         hub_portal_enabled=True,
@@ -93,6 +96,7 @@ def deploy(base: Path, plain: PlainInstall) -> Deployment:
     )
     # --diff -v: if a secret were not under no_log, its content would show in this output.
     home = base / "home"
-    first = run_playbook(ANSIBLE_DIR / "site.yml", inventory, home, "--diff", "-v", timeout=1100)
-    second = run_playbook(ANSIBLE_DIR / "site.yml", inventory, home, "--diff", "-v", timeout=1100)
+    site = ANSIBLE_DIR / "site.yml"
+    first = run_playbook(site, inventory, home, "--diff", "-v", timeout=1100, environ=environ)
+    second = run_playbook(site, inventory, home, "--diff", "-v", timeout=1100, environ=environ)
     return Deployment(base, secrets, first, second)

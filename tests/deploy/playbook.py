@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,12 @@ NEEDS_ANSIBLE = pytest.mark.skipif(
 )
 
 
-def ansible_env(home: Path) -> dict[str, str]:
+def ansible_env(home: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Ansible's environment: `environ` (default: this process's) and its settings."""
     # The play brings its own database identities (files it writes); the test session's
     # operator (HUBCLUSTER_MONGO_*, tests/conftest.py) must not leak into what it runs.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBCLUSTER_MONGO_")}
+    base = os.environ if environ is None else environ
+    env = {k: v for k, v in base.items() if not k.startswith("HUBCLUSTER_MONGO_")}
     env.update(
         ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"),
         ANSIBLE_HOME=str(home),
@@ -65,13 +68,18 @@ def write_inventory(path: Path, hubs: dict, clients: dict, common: dict) -> Path
 
 
 def attempt_playbook(
-    playbook: Path | str, inventory: Path, home: Path, *args: str, timeout: float = 600
+    playbook: Path | str,
+    inventory: Path,
+    home: Path,
+    *args: str,
+    timeout: float = 600,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[int, str]:
     """Run a playbook of ansible/; its exit code and its whole output."""
     result = subprocess.run(
         [PLAYBOOK, "-i", str(inventory), str(playbook), *args],
         cwd=ANSIBLE_DIR,
-        env=ansible_env(home),
+        env=ansible_env(home, environ),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -80,10 +88,17 @@ def attempt_playbook(
 
 
 def run_playbook(
-    playbook: Path | str, inventory: Path, home: Path, *args: str, timeout: float = 600
+    playbook: Path | str,
+    inventory: Path,
+    home: Path,
+    *args: str,
+    timeout: float = 600,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Run a playbook that must succeed; its output."""
-    code, output = attempt_playbook(playbook, inventory, home, *args, timeout=timeout)
+    code, output = attempt_playbook(
+        playbook, inventory, home, *args, timeout=timeout, environ=environ
+    )
     assert code == 0, output[-6000:]
     return output
 
