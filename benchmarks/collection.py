@@ -7,9 +7,10 @@ Run: .venv/bin/python -m benchmarks.collection [--clients 200] [--reports 3] [--
 The stand-in replica set (access control and TLS on, as in production) runs in its own
 process (`hubctl lab mongo`), the N client report services in --fleet-processes processes
 (`benchmarks/fleet_server.py`), and the collector as hubd runs it: hub.collector_pool with
-W worker processes, for each W of --workers, all in one run; "in-process" is the collector
-in one process as before issue 15 (the baseline). Each collector does two rounds over new
-reports: round 1 opens every SSH connection, round 2 reuses them.
+W worker processes, for each W of --workers, all in one run; "in-process (no workers)" is
+today's collector in hubd's own process, as it ran before issue 15 added workers (the
+baseline). Each collector does two rounds over new reports: round 1 opens every SSH
+connection, round 2 reuses them.
 
 Per round it prints the collector's CPU per client (hubd's process and its workers), the
 clients/s one core would sustain at that cost (1 / CPU per client), and what bounded the
@@ -279,7 +280,7 @@ async def run(args: argparse.Namespace) -> None:
     report(args, results, baselines)
 
 
-IN_PROCESS = "in-process (before)"
+IN_PROCESS = "in-process (no workers)"
 SSH_BEFORE = "in-process, SSH as before issue 15 (benchmarks/ssh_before.py)"
 ROUNDS = ("round 1 (new connections)", "round 2 (reused)")
 

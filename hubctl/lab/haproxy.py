@@ -97,7 +97,8 @@ class LabHaproxy:
         if binary is None:
             raise HaproxyMissing("no haproxy binary (Debian: apt-get install haproxy)")
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.read_port, self.master_port = free_port(), free_port()
+        if not self.read_port:  # a restart keeps the ports `hubctl lab up` printed
+            self.read_port, self.master_port = free_port(), free_port()
         self.config_file.write_text(render_config(self.backends, self.read_port, self.master_port))
         log_path = self.directory / "haproxy.log"
         with log_path.open("ab") as log:
@@ -124,3 +125,9 @@ class LabHaproxy:
         if self.proc is not None:
             stop_process(self.proc)
         self.proc = None
+
+    def repoint(self, backends: Sequence[tuple[str, int]]) -> None:
+        """Front these hubs instead (after `hubctl lab replace`), on the same ports."""
+        self.backends = [(name, "127.0.0.1", port) for name, port in backends]
+        self.stop()
+        self.start()

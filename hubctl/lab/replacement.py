@@ -79,4 +79,6 @@ def replace_hub(lab: LabCluster, name: str) -> str:
     if swap.returncode != 0:
         said = swap.stderr.strip().splitlines() or ["no output"]
         raise RuntimeError(f"replacing {old.name} by {new.name} failed: {said[-1]}")
+    if lab.haproxy is not None:  # it would still send readers to the dead hub's portal
+        lab.haproxy.repoint([(h.name, h.portal_port) for h in lab.hubs])
     return f"{old.name} replaced by {new.name} (mongod {member}, service {new.service})"
