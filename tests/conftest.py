@@ -168,7 +168,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             early.start()
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.deploy import early
 
-    early.finish(timeout=1200)
+    # Interrupted (Ctrl-C): do not hold the terminal for the rest of a playbook run.
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    early.finish(timeout=0 if interrupted else 1200)

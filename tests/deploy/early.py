@@ -49,13 +49,14 @@ def deployment(timeout: float) -> Deployment:
 
 
 def finish(timeout: float) -> None:
-    """Wait for a deployment still running (no playbook outlives the session), then remove
-    its staging tree."""
+    """Wait up to `timeout` for a deployment still running (no playbook outlives a session
+    that ends normally), then remove its staging tree. One still running then (an
+    interrupted session) keeps its tree: its playbook ends by its own timeout."""
     if _started is None:
         return
     future, base = _started
     try:
         future.exception(timeout)
     except TimeoutError:
-        pass
+        return
     shutil.rmtree(base, ignore_errors=True)
