@@ -311,7 +311,11 @@ def test_two_workers_collect_hundreds_of_clients_exactly_once(standin_set, store
     rounds, writes, connects = asyncio.run(scenario())
     assert all(r.aborted is None and r.failed == {} for r in rounds)
     assert [r.stored for r in rounds] == [900, 600, 600]
-    assert connects == 300 and writes < 3 * 300 / 5
+    assert connects == 300
+    # Group commit in each worker: fewer writes than half the pulls. How many pulls share a
+    # write depends on timing (each worker groups only its own half of the fleet), so the
+    # bound proves grouping, not a speed.
+    assert writes < 3 * 300 / 2, f"{writes} writes for {3 * 300} pulls: no group commit"
     _all_stored_once(store, fleet)
     # each round acknowledged what the one before it stored: the clients pruned it
     assert all(c.spool.status()["acked_seq"] == c.produced[-3] for c in fleet.clients)
