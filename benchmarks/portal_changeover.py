@@ -116,7 +116,7 @@ def read_prober(lab: LabCluster, run: Run, stop: threading.Event) -> None:
     failing_since: float | None = None
     while not stop.is_set():
         began = time.monotonic()
-        got = get(f"{lab.haproxy.read_url}api/overview", lab.portal_token, timeout=5.0)
+        got = get(f"{lab.haproxy.read_url}api/overview", lab.portal.token, timeout=5.0)
         ended = time.monotonic()
         run.reads += 1
         run.slowest = max(run.slowest, ended - began)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hubcluster.atomic import atomic_write_text
 from hubcluster.messages import MessageError, _check_fields, _load_object
-from hubcluster.run_request import MAX_CLASSES, MAX_SUMMARY, class_problem
+from hubcluster.run_request import MAX_CLASSES, class_problem, run_ended
 
 REQUEST_FILE = "run-request.json"
 RESULT_FILE = "run-result.json"
@@ -79,12 +79,7 @@ class RunHandoffResult:
         what = "run result"
         obj = _load_object(data, what)
         _check_fields(obj, what, ("request_id", "exit_code", "summary"))
-        code, summary = obj["exit_code"], obj["summary"]
-        if isinstance(code, bool) or not isinstance(code, int) or not -255 <= code <= 255:
-            raise MessageError(f"{what}.exit_code: expected an exit status, got {code!r:.40}")
-        if not isinstance(summary, str):
-            raise MessageError(f"{what}.summary: expected a string")
-        return cls(_request_id(obj["request_id"], what), code, summary[:MAX_SUMMARY])
+        return cls(_request_id(obj["request_id"], what), *run_ended(obj, what))
 
 
 def read_shared_file(path: Path) -> bytes | None:

@@ -119,9 +119,15 @@ class RunReply:
         what = "run reply"
         obj = _load_object(data, what)
         _check_fields(obj, what, ("exit_code", "summary"))
-        code, summary = obj["exit_code"], obj["summary"]
-        if isinstance(code, bool) or not isinstance(code, int) or not -255 <= code <= 255:
-            raise MessageError(f"{what}.exit_code: expected an exit status, got {code!r:.40}")
-        if not isinstance(summary, str):
-            raise MessageError(f"{what}.summary: expected a string")
-        return cls(code, summary[:MAX_SUMMARY])
+        return cls(*run_ended(obj, what))
+
+
+def run_ended(obj: dict, what: str) -> tuple[int, str]:
+    """The exit status and summary of an ended run in `obj` (a reply or a hand-off result),
+    the summary cut to MAX_SUMMARY; MessageError naming the field otherwise."""
+    code, summary = obj["exit_code"], obj["summary"]
+    if isinstance(code, bool) or not isinstance(code, int) or not -255 <= code <= 255:
+        raise MessageError(f"{what}.exit_code: expected an exit status, got {code!r:.40}")
+    if not isinstance(summary, str):
+        raise MessageError(f"{what}.summary: expected a string")
+    return code, summary[:MAX_SUMMARY]

@@ -430,21 +430,13 @@ class LabCluster:
         lines = [f"portal of {h.name}: {h.portal_url}" for h in self.hubs]
         lines += [f"metrics of {h.name}: {h.portal_url}metrics" for h in self.hubs]
         lines += self.haproxy.lines() if self.haproxy is not None else []
-        return lines + [f"portal login: admin or viewer, password {self.portal_password}"]
+        return lines + [f"portal login: admin or viewer, password {self.portal.password}"]
 
     def start_haproxy(self) -> None:
         """Debian's HAProxy on loopback in front of the portals (HaproxyMissing if none)."""
         haproxy = LabHaproxy(self.directory, [(h.name, h.portal_port) for h in self.hubs])
         haproxy.start()
         self.haproxy = haproxy
-
-    @property
-    def portal_password(self) -> str:
-        return self.portal.password
-
-    @property
-    def portal_token(self) -> str:
-        return self.portal.token
 
     def status(self) -> dict:
         """Hubs, their processes and members, for the control API and the dashboard."""

@@ -50,7 +50,7 @@ def master_steadily(lab: LabCluster, times: int = 6) -> str | None:
 def read_via(lab: LabCluster) -> dict | None:
     """The overview's JSON through HAProxy's read port, with the lab's viewer token."""
     assert lab.haproxy is not None
-    got = get(f"{lab.haproxy.read_url}api/overview", lab.portal_token)
+    got = get(f"{lab.haproxy.read_url}api/overview", lab.portal.token)
     return got.json() if got is not None and got.status_code == 200 else None
 
 

@@ -80,7 +80,7 @@ def test_login_wrong_password_overview_and_logout(page, portal_fleet, shots):
     _log_in(page, hub, "viewer", "wrong-password")
     assert page.text_content("#problem") == "wrong name or password"
     page.screenshot(path=shots / "login-refused.png")
-    _log_in(page, hub, "viewer", lab.portal_password)
+    _log_in(page, hub, "viewer", lab.portal.password)
     master = portal_fleet.master()
     page.wait_for_selector(f"#master strong:text-is('{master.name}')", timeout=15_000)
     assert page.text_content("#who") == "viewer (viewer)"
@@ -94,7 +94,7 @@ def test_login_wrong_password_overview_and_logout(page, portal_fleet, shots):
 
 def test_hosts_search_and_host_detail(page, portal_fleet, shots):
     hub = portal_fleet.lab.hubs[0]
-    _log_in(page, hub, "viewer", portal_fleet.lab.portal_password)
+    _log_in(page, hub, "viewer", portal_fleet.lab.portal.password)
     page.click("nav >> text=Hosts")
     page.wait_for_url("**/hosts")  # the click only starts the navigation
     page.locator("#hosts tbody tr").nth(2).wait_for(timeout=15_000)
@@ -133,7 +133,7 @@ def _chart(page, selector: str) -> tuple[int, int, int]:
 
 def test_charts_are_drawn_from_the_fleets_data(page, portal_fleet, shots):
     hub = portal_fleet.lab.hubs[0]
-    _log_in(page, hub, "viewer", portal_fleet.lab.portal_password)
+    _log_in(page, hub, "viewer", portal_fleet.lab.portal.password)
     page.wait_for_url(hub.portal_url)
     records = page.evaluate("fetch('/api/compliance/history').then(r => r.json())")
     page.goto(f"{hub.portal_url}compliance")
@@ -162,7 +162,7 @@ def test_charts_are_drawn_from_the_fleets_data(page, portal_fleet, shots):
 
 def test_admin_revokes_a_key_through_the_csrf_form(page, portal_fleet, shots):
     hub = portal_fleet.lab.hubs[1]
-    _log_in(page, hub, "admin", portal_fleet.lab.portal_password)
+    _log_in(page, hub, "admin", portal_fleet.lab.portal.password)
     page.goto(f"{hub.portal_url}hosts/client002")
     token = page.get_attribute("#revoke input[name=csrf]", "value")
     assert token and len(token) >= 32
@@ -180,7 +180,7 @@ def test_a_failover_is_seen_live_on_the_overview(page, portal_fleet, shots):
     lab = portal_fleet.lab
     old = portal_fleet.master()
     watcher = next(h for h in lab.hubs if h is not old)
-    _log_in(page, watcher, "viewer", lab.portal_password)
+    _log_in(page, watcher, "viewer", lab.portal.password)
     page.wait_for_selector(f"#master strong:text-is('{old.name}')", timeout=15_000)
     loads = []
     page.on("load", lambda: loads.append(1))

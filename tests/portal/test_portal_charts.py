@@ -22,7 +22,7 @@ from tests.readpath.real_fleet import NOT_KEPT_ON
 @pytest.fixture
 def viewer(portal_fleet):
     with browser(portal_fleet.lab.hubs[2]) as client:
-        assert log_in(client, "viewer", portal_fleet.lab.portal_password).status_code == 303
+        assert log_in(client, "viewer", portal_fleet.lab.portal.password).status_code == 303
         yield client
 
 

@@ -23,7 +23,7 @@ def test_pages_need_a_login_and_the_login_shows_the_master(portal_fleet):
     with browser(hub) as client:
         first = client.get("/")
         assert first.status_code == 303 and first.headers["location"].endswith("/login")
-        done = log_in(client, "viewer", lab.portal_password)
+        done = log_in(client, "viewer", lab.portal.password)
         assert done.status_code == 303, done.text
         cookie = done.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
@@ -59,13 +59,13 @@ def test_every_form_post_needs_the_sessions_csrf_token(portal_fleet):
     lab = portal_fleet.lab
     with browser(lab.hubs[0]) as client:
         client.get("/login")
-        bare = client.post("/login", data={"name": "admin", "password": lab.portal_password})
+        bare = client.post("/login", data={"name": "admin", "password": lab.portal.password})
         assert bare.status_code == 403 and "CSRF" in bare.text
         forged = client.post(
-            "/login", data={"csrf": "x" * 43, "name": "admin", "password": lab.portal_password}
+            "/login", data={"csrf": "x" * 43, "name": "admin", "password": lab.portal.password}
         )
         assert forged.status_code == 403
-        assert log_in(client, "admin", lab.portal_password).status_code == 303
+        assert log_in(client, "admin", lab.portal.password).status_code == 303
         assert client.post("/logout", data={}).status_code == 403
         assert client.get("/").status_code == 200  # the forged logout did not log out
 
@@ -93,7 +93,7 @@ def test_api_answers_tokens_and_refuses_anyone_else(portal_fleet):
     assert nobody.status_code == 401 and "error" in nobody.json()
     wrong = httpx.get(url, headers={"authorization": "Bearer lab.wrong"}, timeout=10)
     assert wrong.status_code == 401
-    token = {"authorization": f"Bearer {lab.portal_token}"}
+    token = {"authorization": f"Bearer {lab.portal.token}"}
     master = portal_fleet.master()
     hosts = httpx.get(f"{lab.hubs[1].portal_url}api/hosts", headers=token, timeout=10).json()
     active = [r for r in hosts["rows"] if not r["revoked"]]
@@ -122,12 +122,12 @@ def test_failed_logins_are_throttled_per_user_and_per_address(portal_fleet):
     with browser(hub, "127.0.0.2") as attacker:
         codes = [log_in(attacker, "admin", f"guess{i}").status_code for i in range(5)]
         assert codes == [401] * 5
-        blocked = log_in(attacker, "admin", lab.portal_password)
+        blocked = log_in(attacker, "admin", lab.portal.password)
         assert blocked.status_code == 429 and "too many failed logins" in blocked.text
-        assert log_in(attacker, "viewer", lab.portal_password).status_code == 429  # address
+        assert log_in(attacker, "viewer", lab.portal.password).status_code == 429  # address
     with browser(hub, "127.0.0.3") as elsewhere:
-        assert log_in(elsewhere, "admin", lab.portal_password).status_code == 429  # user
-        assert log_in(elsewhere, "viewer", lab.portal_password).status_code == 303
+        assert log_in(elsewhere, "admin", lab.portal.password).status_code == 429  # user
+        assert log_in(elsewhere, "viewer", lab.portal.password).status_code == 303
 
 
 def test_hash_password_makes_a_hash_the_config_accepts(tmp_path):

@@ -21,14 +21,14 @@ from tests.readpath.real_fleet import NOT_KEPT_ON
 @pytest.fixture
 def viewer(portal_fleet):
     with browser(portal_fleet.lab.hubs[0]) as client:
-        assert log_in(client, "viewer", portal_fleet.lab.portal_password).status_code == 303
+        assert log_in(client, "viewer", portal_fleet.lab.portal.password).status_code == 303
         yield client
 
 
 @pytest.fixture
 def admin(portal_fleet):
     with browser(portal_fleet.lab.hubs[1]) as client:
-        assert log_in(client, "admin", portal_fleet.lab.portal_password).status_code == 303
+        assert log_in(client, "admin", portal_fleet.lab.portal.password).status_code == 303
         yield client
 
 
