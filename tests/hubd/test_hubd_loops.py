@@ -4,6 +4,7 @@ majority write held by an isolated majority does not stop the master watch."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import socket
@@ -75,11 +76,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def collection_settled(node: HubNode) -> bool:
+    """No round running or asked for, and the last round's figures published."""
+    last = node.collector.last_round
+    if last is None or last.finished is None or node._collect_soon.is_set():
+        return False
+    if node._round is None or not node._round.done():
+        return False
+    state = next((s for s in node.store.hub_states() if s["_id"] == node.name), {})
+    published = (state.get("last_round") or {}).get("finished")
+    return published is not None and abs(
+        published.replace(tzinfo=dt.UTC) - last.finished
+    ) < dt.timedelta(milliseconds=2)
+
+
 @pytest.fixture
 def slow_election_set():
-    """A set whose primary keeps its role for 4 s after losing its majority."""
-    with StandinCluster(election_timeout=4.0) as cluster:
-        cluster.initiate(election_timeout_ms=4000, hub_names={})
+    """A set whose primary keeps its role for 8 s after losing its majority: time for a
+    round to start and for the watch to be observed, even on a loaded machine."""
+    with StandinCluster(election_timeout=8.0) as cluster:
+        cluster.initiate(election_timeout_ms=8000, hub_names={})
         wait_until(cluster.primary, 15, what="a primary")
         yield cluster
 
@@ -126,6 +142,10 @@ def test_a_held_majority_write_does_not_stop_the_master_watch(slow_election_set,
         wait_until(lambda: node.collector.last_round is not None, 10, what="a first round")
         rounds = node.store.db["rounds"]
         wait_until(lambda: rounds.count_documents({}) == 1, 10, what="the round recorded")
+        # Isolating while the first round's own writes (its state, a round asked for by the
+        # master change) are under way would hold the loop there until the primary steps
+        # down, and the asked-for round would never run.
+        wait_until(lambda: collection_settled(node), 10, what="the collection loop idle")
         for host in cluster.hosts:
             if host != primary:
                 cluster.isolate(host)
