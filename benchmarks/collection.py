@@ -239,6 +239,7 @@ async def run(args: argparse.Namespace) -> None:
             if args.ssh_before:
                 with ssh_before():
                     old = Collector(own, settings, "bench", hub_key, keystore.get, lambda: True)
+                    old.streams = False  # a channel per ask, as before issue 15
                     await measure(bench, old, SSH_BEFORE, results)
             if not args.no_in_process:
                 inline = Collector(own, settings, "bench", hub_key, keystore.get, lambda: True)

@@ -2,7 +2,8 @@
 
 Before: asyncssh's first cipher (chacha20-poly1305), the clients' 15 s keepalive on every
 collector connection, and asyncssh's logging formatting every call and packet before asking
-its logger. Only a benchmark's in-process collector is switched, and only inside the block.
+its logger. Only a benchmark's in-process collector is switched, and only inside the block;
+the benchmark also sets that collector's `streams` to False (a channel per ask, as before).
 """
 
 from __future__ import annotations

@@ -6,38 +6,36 @@ a RunReply (hubcluster.run_request: what a hub's remediation asks, like `cf-runa
 `reports --since N [--limit M] [--epoch E]` answers the records after N as JSON lines, each
 naming the spool's epoch; asking with N also acknowledges everything up to N, since the
 collector only asks from a cursor it has stored on a majority, unless E names another epoch
-than the spool's (see `Spool.hand_over`).
+than the spool's (see `Spool.hand_over`). `reports --stream` answers such asks one per line
+for as long as the hub keeps the channel (hubcluster.reports_protocol).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shlex
-from typing import NamedTuple
 
 import asyncssh
 
 from client_agent.run_now import Runner
-from client_agent.spool import EPOCH, Spool
+from client_agent.spool import Spool
 from client_agent.state import ClientState
 from hubcluster.keys import key_fingerprint
 from hubcluster.messages import report_line
+from hubcluster.reports_protocol import (
+    END_LINE,
+    MAX_ASK_BYTES,
+    STREAM_COMMAND,
+    USAGE,
+    ReportsAsk,
+    error_line,
+    parse_reports_command,
+)
 from hubcluster.run_request import is_run_command, parse_run_command
 from hubcluster.ssh_admission import Admission, AdmittedServer
 from hubcluster.ssh_options import server_options
 
 log = logging.getLogger("hubcluster.agent")
-
-DEFAULT_LIMIT = 1000
-MAX_LIMIT = 100_000
-USAGE = "usage: reports --since N [--limit M] [--epoch E]"
-
-
-class ReportsAsk(NamedTuple):
-    since: int
-    limit: int
-    epoch: str | None = None  # None: a hub from before epochs
 
 
 class ReportServer(AdmittedServer):
@@ -72,40 +70,6 @@ class ReportServer(AdmittedServer):
         return False
 
 
-def parse_reports_command(command: str) -> ReportsAsk:
-    """The ask of a `reports` command; ValueError with a usage message otherwise."""
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; {USAGE}") from None
-    if not words or words[0] != "reports":
-        raise ValueError(f"unknown command {command[:60]!r}; {USAGE}")
-    values: dict[str, int] = {}
-    epoch = None
-    rest = words[1:]
-    while rest:
-        option = rest.pop(0)
-        if option not in ("--since", "--limit", "--epoch") or not rest or option in values:
-            raise ValueError(f"unexpected {option!r}; {USAGE}")
-        text = rest.pop(0)
-        if option == "--epoch":
-            if epoch is not None or not EPOCH.match(text):
-                raise ValueError(f"--epoch needs one spool epoch, got {text[:70]!r}")
-            epoch = text
-            continue
-        if not text.isdigit() or len(text) > 19:
-            raise ValueError(
-                f"{option} needs a non-negative integer (19 digits at most), got {text[:30]!r}"
-            )
-        values[option] = int(text)
-    if "--since" not in values:
-        raise ValueError(f"--since is required; {USAGE}")
-    limit = values.get("--limit", DEFAULT_LIMIT)
-    if not 0 < limit <= MAX_LIMIT:
-        raise ValueError(f"--limit must be between 1 and {MAX_LIMIT}, got {limit}")
-    return ReportsAsk(values["--since"], limit, epoch)
-
-
 def _answer(spool: Spool, ask: ReportsAsk) -> str:
     epoch, records = spool.hand_over(ask.since, ask.epoch, ask.limit)
     return "".join(report_line(r, epoch) + "\n" for r in records)
@@ -127,6 +91,26 @@ async def _serve_run(runner: Runner | None, process: asyncssh.SSHServerProcess) 
     process.exit(0)
 
 
+async def _serve_stream(spool: Spool, process: asyncssh.SSHServerProcess) -> None:
+    """Answer asks, one per line, until the hub closes the channel."""
+    while True:
+        line = await process.stdin.readline()
+        if not line:
+            process.exit(0)
+            return
+        if len(line) > MAX_ASK_BYTES or not line.endswith("\n"):
+            # Not an ask cut short by the window: something that is not our hub's.
+            process.stdout.write(error_line(f"an ask is one line of {MAX_ASK_BYTES} at most"))
+            process.exit(2)
+            return
+        try:
+            text = await asyncio.to_thread(_answer, spool, parse_reports_command(line))
+        except ValueError as exc:  # a bad ask, or acknowledging beyond what was handed out
+            process.stdout.write(error_line(str(exc)))
+            continue
+        process.stdout.write(text + END_LINE + "\n")
+
+
 async def _serve_process(
     spool: Spool, process: asyncssh.SSHServerProcess, runner: Runner | None = None
 ) -> None:
@@ -137,6 +121,9 @@ async def _serve_process(
         return
     if is_run_command(command):
         await _serve_run(runner, process)
+        return
+    if command.strip() == STREAM_COMMAND:
+        await _serve_stream(spool, process)
         return
     try:
         ask = parse_reports_command(command)

@@ -18,7 +18,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import secrets
 import struct
 import threading
@@ -31,6 +30,7 @@ from typing import Any, NamedTuple
 
 from hubcluster.atomic import atomic_write_bytes, atomic_write_text, fsync_dir
 from hubcluster.report_kinds import GAP, GAP_COUNT, GAP_FIRST, GAP_LAST, GAP_REASON
+from hubcluster.reports_protocol import EPOCH
 
 _log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ _HEADER = struct.Struct(">II")
 _MODE = 0o660
 # The hub stores seqs as BSON int64; a spool never numbers past it (it would start a new epoch).
 MAX_SEQ = (1 << 63) - 1
-EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 # Room kept under the cap for the gap record itself (about 200 bytes in practice).
 _GAP_RESERVE = 400
 _GAP_MARK = f'"kind":"{GAP}"'.encode()

@@ -1,8 +1,9 @@
 """The hub master's collector: pull reports from every client, store them once, move cursors.
 
 A round: for each registered host whose lock allows it (`ifelapsed` since its last good
-pull), with bounded concurrency, over an SSH connection kept from the last round, ask the
-client's report service for records after the stored cursor, store them with majority
+pull), with bounded concurrency, over an SSH connection kept from the last round (and on
+its kept `reports --stream` channel: `report_stream.ReportLink`), ask the client's report
+service for records after the stored cursor, store them with majority
 write concern as idempotent upserts keyed by (host key, spool epoch, seq), then advance the
 cursor (hosts pulled at the same time share those writes: `report_writer.py`).
 Asking `--since N` is also the client's licence to prune up to N, so N only ever names
@@ -35,10 +36,11 @@ from hub.bson_limits import storage_problem
 from hub.config import CollectorSettings
 from hub.events import record_event
 from hub.report_records import ParsedReports, parse_report_lines
-from hub.report_stream import CHUNK, read_answer
+from hub.report_stream import CHUNK, ReportLink
 from hub.report_writer import Deposed, ReportWriter, is_deposing
 from hub.store import HubStore, Pull
 from hubcluster.report_kinds import GAP
+from hubcluster.reports_protocol import reports_command
 from hubcluster.ssh_options import COLLECTOR_KEEPALIVE_SECONDS, client_options
 
 log = logging.getLogger("hubcluster.collector")
@@ -113,7 +115,9 @@ class Collector:
         self.hub_key = hub_key
         self.key_lookup = key_lookup
         self.is_master = is_master
-        self._connections: dict[str, asyncssh.SSHClientConnection] = {}
+        self._connections: dict[str, ReportLink] = {}
+        # Ask on a kept `reports --stream` channel (False: a channel per ask, as before).
+        self.streams = True
         self.last_round: RoundFigures | None = None
         self.progress: dict[str, int] = {}
         self.connects = 0  # SSH connections opened, ever (reuse shows as none opened)
@@ -277,19 +281,18 @@ class Collector:
         sha = host["_id"]
         old = self._connections.get(sha)
         reused = old is not None and not old.is_closed()
-        conn = await self._connection(host)
+        link = await self._connection(host)
         stored_total = 0
         limit = self.settings.max_report_bytes
         # What one pull may read and hold (see report_stream.py for the whole bound): a full
         # batch of reports at the size limit, plus a chunk of slack so such a batch completes.
         budget = self.settings.batch_size * (limit + 1) + CHUNK
         while True:
-            command = f"reports --since {since} --limit {self.settings.batch_size}"
-            if epoch:  # a cursor without one may talk to a client from before epochs
-                command += f" --epoch {epoch}"
+            # (A cursor without an epoch may talk to a client from before epochs.)
+            command = reports_command(since, self.settings.batch_size, epoch)
             try:
                 async with asyncio.timeout(self.settings.host_timeout):
-                    answer = await read_answer(conn, command, limit, budget)
+                    answer = await link.ask(command, limit, budget)
             except _GONE:
                 if not reused:
                     raise
@@ -298,7 +301,7 @@ class Collector:
                 # first use; one new connection settles it this round.
                 log.debug("kept connection to %s was gone; connecting again", sha[:12])
                 await self._drop_connection(sha)
-                conn = await self._connection(host)
+                link = await self._connection(host)
                 reused = False
                 continue
             reused = False
@@ -364,11 +367,11 @@ class Collector:
         )
 
     # ----- connections --------------------------------------------------------------
-    async def _connection(self, host: dict) -> asyncssh.SSHClientConnection:
+    async def _connection(self, host: dict) -> ReportLink:
         sha = host["_id"]
-        conn = self._connections.get(sha)
-        if conn is not None and not conn.is_closed():
-            return conn
+        link = self._connections.get(sha)
+        if link is not None and not link.is_closed():
+            return link
         key = self.key_lookup(sha)
         if key is None:
             raise ValueError("no key in ppkeys/ for this host (revoked or never registered here)")
@@ -382,14 +385,14 @@ class Collector:
                 keepalive_interval=COLLECTOR_KEEPALIVE_SECONDS,
             ),
         )
-        self._connections[sha] = conn
+        link = self._connections[sha] = ReportLink(conn, self.streams)
         self.connects += 1
-        return conn
+        return link
 
     async def _drop_connection(self, sha: str) -> None:
-        conn = self._connections.pop(sha, None)
-        if conn is not None:
-            conn.close()
+        link = self._connections.pop(sha, None)
+        if link is not None:
+            link.close()
 
     async def close(self) -> None:
         for sha in list(self._connections):

@@ -15,6 +15,7 @@ from typing import Any
 from hub.bson_limits import plain_json
 from hubcluster.messages import REPORT_EPOCH, REPORT_FIELDS
 from hubcluster.report_kinds import payload_problem
+from hubcluster.reports_protocol import EPOCH
 
 
 @dataclass
@@ -33,7 +34,6 @@ MAX_SEQ = (1 << 63) - 1
 MIN_TIME = 0
 MAX_TIME = 253402300799
 _KNOWN_FIELDS = frozenset({*REPORT_FIELDS, REPORT_EPOCH})
-_EPOCH = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 # The report service writes seq first: enough to place a line that cannot be parsed whole.
 _SEQ_HEAD = re.compile(r'^\s*\{\s*"seq"\s*:\s*([1-9][0-9]{0,29})\s*[,}]')
 
@@ -75,7 +75,7 @@ def parse_report_lines(
             out.error = f"line {number}: {problem}"
             break
         line_epoch = record.get(REPORT_EPOCH, out.epoch)
-        if not isinstance(line_epoch, str) or (line_epoch and not _EPOCH.match(line_epoch)):
+        if not isinstance(line_epoch, str) or (line_epoch and not EPOCH.match(line_epoch)):
             out.error = f"line {number}: epoch must be a short word, got {line_epoch!r:.80}"
             break
         if line_epoch != out.epoch:

@@ -14,10 +14,11 @@ import pytest
 
 from client_agent.agent_run import run_agent
 from client_agent.bootstrap import bootstrap
-from client_agent.report_service import parse_reports_command, start_report_service
+from client_agent.report_service import start_report_service
 from client_agent.spool import Spool
 from client_agent.state import ClientState
 from hub.report_records import parse_report_lines
+from hubcluster.reports_protocol import USAGE, parse_reports_command
 from tests.sshsvc.harness import client_config
 
 
@@ -70,6 +71,58 @@ def test_hub_key_pulls_reports_as_the_collector_reads_them(serving):
     result = asyncio.run(pull(port, hubs.hub_key, client_key, "reports --since 4"))
     assert result.exit_status == 0 and result.stdout == ""
     assert spool.status()["records"] == 0
+
+
+async def stream(port: int, key, client_key, asks: list[str]) -> tuple[list[list[str]], int]:
+    """Each ask's answer on one `reports --stream` channel, through its last (#) line."""
+    async with asyncssh.connect(
+        "127.0.0.1",
+        port,
+        username="hubcluster",
+        client_keys=[key],
+        known_hosts=([client_key.convert_to_public()], [], []),
+        agent_path=None,
+        config=None,
+        connect_timeout=5,
+    ) as conn:
+        process = await conn.create_process("reports --stream")
+        answers = []
+        for ask in asks:
+            process.stdin.write(ask + "\n")
+            lines = [await asyncio.wait_for(process.stdout.readline(), 10)]
+            while not lines[-1].startswith("#"):
+                lines.append(await asyncio.wait_for(process.stdout.readline(), 10))
+            answers.append([line.rstrip("\n") for line in lines])
+        process.stdin.write_eof()
+        await asyncio.wait_for(process.wait_closed(), 10)
+        return answers, process.exit_status
+
+
+def test_one_stream_answers_every_ask_and_acknowledges_as_asked(serving):
+    hubs, state, spool, port = serving
+    asks = [
+        "reports --since 0 --limit 3",
+        "reports --since 3",
+        "reports --since 3 --frob 1",
+        f"reports --since 4 --epoch {spool.epoch}",
+    ]
+    answers, status = asyncio.run(stream(port, hubs.hub_key, state.client_key(), asks))
+    assert status == 0  # the hub ended the stream; the service ended with it
+    first, second, refused, last = answers
+    assert first[-1] == second[-1] == "#end"
+    assert [r["seq"] for r in parse_report_lines(first[:-1], 0, 1 << 20).records] == [1, 2, 3]
+    assert [r["seq"] for r in parse_report_lines(second[:-1], 3, 1 << 20).records] == [4]
+    assert refused == ["#error unexpected '--frob'; " + USAGE]
+    assert last == ["#end"]
+    assert spool.status()["acked_seq"] == 4 and spool.status()["records"] == 0
+
+
+def test_a_stream_refuses_an_ask_longer_than_a_line(serving):
+    hubs, state, spool, port = serving
+    asks = ["reports --since 0 " + "x" * 600]
+    answers, status = asyncio.run(stream(port, hubs.hub_key, state.client_key(), asks))
+    assert answers == [["#error an ask is one line of 512 at most"]] and status == 2
+    assert spool.status()["acked_seq"] == 0
 
 
 def test_any_key_but_the_hubs_is_refused(serving, make_hubs):

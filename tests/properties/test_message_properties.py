@@ -9,7 +9,6 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_agent.report_service import MAX_LIMIT, parse_reports_command
 from hubcluster.messages import (
     KeysReply,
     MasterfilesReply,
@@ -20,6 +19,7 @@ from hubcluster.messages import (
     encode_manifest,
     parse_manifest,
 )
+from hubcluster.reports_protocol import MAX_LIMIT, parse_reports_command
 from tests.properties.strategies import hostile_text, json_text, json_values, objects_with, repeated
 
 good_sha = st.text("0123456789abcdef", min_size=64, max_size=64)

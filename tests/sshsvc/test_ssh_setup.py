@@ -104,10 +104,10 @@ def test_the_running_users_ssh_config_is_never_read(report_service, tmp_path, mo
             lambda: True,
         )
         host = {"_id": "x", "address": "127.0.0.1", "report_port": report_port}
-        conn = await collector._connection(host)
+        link = await collector._connection(host)
         try:
-            result = await conn.run("reports --since 0 --limit 1", check=False, timeout=10)
-            assert result.exit_status == 0, result.stderr
+            answer = await link.ask("reports --since 0 --limit 1", 1 << 20, 1 << 20)
+            assert answer.exit_status == 0 and len(answer.lines) == 1, answer.stderr
         finally:
             await collector.close()
 
@@ -129,9 +129,9 @@ def test_the_collectors_kept_connections_send_no_keepalive(report_service):
 
     async def connect() -> float:
         host = {"_id": "x", "address": "127.0.0.1", "report_port": report_port}
-        conn = await collector._connection(host)
+        link = await collector._connection(host)
         try:
-            return conn._keepalive_interval  # asyncssh keeps no public view of it
+            return link.conn._keepalive_interval  # asyncssh keeps no public view of it
         finally:
             await collector.close()
 
