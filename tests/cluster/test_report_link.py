@@ -62,9 +62,7 @@ def test_a_client_from_before_streams_is_asked_a_channel_per_ask(store, fleet):
     assert channels == 3  # the refused stream, then one per ask: never a stream again
 
 
-def test_a_stream_that_breaks_its_framing_fails_the_pull_and_stores_nothing(
-    store, fleet, caplog
-):
+def test_a_stream_that_breaks_its_framing_fails_the_pull_and_stores_nothing(store, fleet, caplog):
     cut, chatty = fleet.make(2, reports_each=0)
     lines = [(seq, _report(seq)) for seq in range(1, 4)]
     # A last line, then a report in the same packet: the answer would run into the next.
