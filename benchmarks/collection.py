@@ -342,6 +342,19 @@ def report(args: argparse.Namespace, results: Results, baselines: dict) -> None:
                 f"  {_label(workers)} / 1 worker, {name}: {median(ratios):.2f}x throughput "
                 f"(median of {listed})"
             )
+            # Whether the ratio could reach more here: the fleet and the database share
+            # this machine's cores with the workers, at their CPU per client of this run.
+            per_client = median(
+                (m[i].collector_cpu + m[i].fleet_cpu + m[i].db_cpu) / max(m[i].pulled, 1)
+                for m in mine
+            )
+            ceiling = cores() / per_client
+            one = median(b[i].clients_per_s for b in base)
+            print(
+                f"    ceiling on {cores()} cores: collector, fleet and database together "
+                f"{per_client * 1000:.2f} ms CPU/client, so at most {ceiling:,.0f} clients/s "
+                f"= {ceiling / one:.2f}x 1 worker's median"
+            )
     for name, (one, two) in baselines.items():
         ours = (results.get(_label(1)) or next(iter(results.values())))[0]
         for label, r, mine_r in (("round 1", one, ours[0]), ("round 2", two, ours[1])):

@@ -8,7 +8,8 @@ Command: .venv/bin/python -m benchmarks.ssh_ciphers [--mib 64] [--connections 30
    pull-like command (open a channel, run, read 3 report lines, close) on an open
    connection, the baseline being the collector before issue 15 (chacha20-poly1305, 15 s
    keepalive: a timer re-armed per received packet, asyncssh's logging as shipped: each
-   call formats before asking its logger), then one change at a time to the shipped setup.
+   call formats before asking its logger), then one change at a time to the shipped setup,
+   the last being the ask on a kept `reports --stream` channel (hub.report_stream).
 3. New connection: collector CPU per connection opened, authenticated, one command run and
    closed: before against now, then each key exchange and host-key type that both asyncssh
    and OpenSSH offer and ssh-audit passes.
@@ -29,7 +30,9 @@ from typing import Any
 
 import asyncssh
 
+from hub.report_stream import ReportLink
 from hubcluster import ssh_logging, ssh_options
+from hubcluster.reports_protocol import END_LINE, STREAM_COMMAND
 
 BASELINE = ("aes128-ctr", "hmac-sha2-256")
 CHUNK = 1 << 20
@@ -63,8 +66,14 @@ async def _bulk(process: asyncssh.SSHServerProcess) -> None:
 
 
 async def _reports(process: asyncssh.SSHServerProcess) -> None:
-    # What a report service answers: a few JSON lines in one write, then exit 0.
-    process.stdout.write('{"seq": 1, "kind": "outcome", "payload": {}}\n' * REPORT_LINES)
+    # What a report service answers: a few JSON lines in one write, then exit 0; on a
+    # stream, the same lines and the end line for every ask.
+    lines = '{"seq": 1, "kind": "outcome", "payload": {}}\n' * REPORT_LINES
+    if process.command == STREAM_COMMAND:
+        while await process.stdin.readline():
+            process.stdout.write(lines + END_LINE + "\n")
+    else:
+        process.stdout.write(lines)
     process.exit(0)
 
 
@@ -153,11 +162,19 @@ async def _timed(count: int, parallel: int, one: Callable[[], Awaitable[None]]) 
     return (time.process_time() - start) / count * 1000.0
 
 
-async def new_connection_cost(port: int, count: int, **change: Any) -> float:
+async def _ask(link: ReportLink) -> None:
+    answer = await link.ask("reports --since 0", 1 << 20, 1 << 20)
+    assert answer.exit_status == 0 and len(answer.lines) == REPORT_LINES
+
+
+async def new_connection_cost(port: int, count: int, stream: bool = False, **change: Any) -> float:
     opts = _options(**change)
 
     async def one() -> None:
         async with asyncssh.connect("127.0.0.1", port, **opts) as conn:
+            if stream:
+                await _ask(ReportLink(conn))
+                return
             result = await conn.run("reports", check=True)
             assert result.stdout.count("\n") == REPORT_LINES
 
@@ -165,15 +182,25 @@ async def new_connection_cost(port: int, count: int, **change: Any) -> float:
     return await _timed(count, 20, one)
 
 
-async def reused_connection_cost(port: int, count: int, **change: Any) -> float:
+async def reused_connection_cost(
+    port: int, count: int, stream: bool = False, **change: Any
+) -> float:
     opts = _options(**change)
     conns = [await asyncssh.connect("127.0.0.1", port, **opts) for _ in range(20)]
-    turn = iter(range(10**9))
+    free: asyncio.Queue[tuple[asyncssh.SSHClientConnection, ReportLink]] = asyncio.Queue()
+    for conn in conns:
+        free.put_nowait((conn, ReportLink(conn)))  # a link takes one ask at a time
 
     async def one() -> None:
-        conn = conns[next(turn) % len(conns)]
-        result = await conn.run("reports", check=True)
-        assert result.stdout.count("\n") == REPORT_LINES
+        conn, link = await free.get()
+        try:
+            if stream:
+                await _ask(link)
+                return
+            result = await conn.run("reports", check=True)
+            assert result.stdout.count("\n") == REPORT_LINES
+        finally:
+            free.put_nowait((conn, link))
 
     try:
         await one()
@@ -258,14 +285,22 @@ async def measure(args: argparse.Namespace) -> None:
             "before: chacha20, keepalive 15s, logs as shipped": (False, BEFORE),
             "aes256-gcm, keepalive 15s, logs as shipped": (False, {}),
             "aes256-gcm, keepalive 15s, logs guarded": (True, {}),
-            "now: aes256-gcm, keepalive off, logs guarded": (True, COLLECTOR),
+            "aes256-gcm, keepalive off, logs guarded": (True, COLLECTOR),
+            "now: the same, one ask on a kept reports stream": (
+                True,
+                {**COLLECTOR, "stream": True},
+            ),
         }
         _rows(await _alternate(reused, pulls, reused_connection_cost, port))
 
         print(f"3. new connection: collector CPU ms per connection ({n}, 20 at a time)")
         fresh: Variants = {
             "before: chacha20, logs as shipped": (False, BEFORE),
-            "now: shared options, logs guarded": (True, COLLECTOR),
+            "shared options, logs guarded": (True, COLLECTOR),
+            "now: the same, its one ask on a reports stream": (
+                True,
+                {**COLLECTOR, "stream": True},
+            ),
         }
         for kex in KEX_CANDIDATES:
             for host_key in HOST_KEY_CANDIDATES:

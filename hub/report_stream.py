@@ -42,7 +42,7 @@ class StreamUnsupported(Exception):
     """The client's report service predates streams: ask it a channel per ask."""
 
 
-class _Lines:
+class LineSplitter:
     """Splits what arrives into the answer's lines, holding none past `max_line`; on a stream
     it also finds the answer's last line, `#end` or `#error <why>`."""
 
@@ -98,7 +98,7 @@ class _Lines:
 
 
 async def _read(
-    stdout: asyncssh.SSHReader[bytes], lines: _Lines, budget: int, stream: bool
+    stdout: asyncssh.SSHReader[bytes], lines: LineSplitter, budget: int, stream: bool
 ) -> None:
     answer = lines.answer
     while answer.bytes_read < budget:
@@ -126,7 +126,7 @@ async def read_answer(
     answer = Answer()
     process = await conn.create_process(command, encoding=None)
     try:
-        await _read(process.stdout, _Lines(answer, max_line, stream=False), budget, False)
+        await _read(process.stdout, LineSplitter(answer, max_line, stream=False), budget, False)
         if answer.complete:
             answer.stderr = (await process.stderr.read(HEAD)).decode("utf-8", "replace")
             await process.wait_closed()
@@ -137,7 +137,9 @@ async def read_answer(
 
 
 class ReportLink:
-    """One kept connection to a client's report service, and how it is asked."""
+    """One kept connection to a client's report service, and how it is asked: one ask at a
+    time (the collector pulls a host once at a time), as answers on a stream follow asks
+    in order."""
 
     def __init__(self, conn: asyncssh.SSHClientConnection, stream: bool = True) -> None:
         self.conn = conn
@@ -166,7 +168,7 @@ class ReportLink:
         answer = Answer()
         try:
             process.stdin.write(command.encode() + b"\n")
-            await _read(process.stdout, _Lines(answer, max_line, stream=True), budget, True)
+            await _read(process.stdout, LineSplitter(answer, max_line, stream=True), budget, True)
         except (BrokenPipeError, ConnectionResetError):  # closed before an answer
             try:
                 if opened:
