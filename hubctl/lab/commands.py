@@ -67,6 +67,9 @@ def lab_mongo(
         fail(f"cannot start the stand-in: {exc}")
     control = serve_control(cluster, control_port)
     try:
+        if initiate:
+            # Before the lines: whoever reads them may log in at once.
+            cluster.initiate()
         sys.stdout.write(cluster.uri + "\n")
         sys.stdout.write(f"127.0.0.1:{control.server_address[1]}\n")
         env_file = cluster.credentials.env_file("operator")
@@ -78,7 +81,7 @@ def lab_mongo(
             f"access control and TLS on; {hint}Ctrl-C stops it\n"
         )
         if initiate:
-            _initiate_and_guide(cluster, env_file, f"127.0.0.1:{control.server_address[1]}")
+            _guide(cluster, env_file, f"127.0.0.1:{control.server_address[1]}")
         else:
             sys.stderr.write(
                 f"users: --create-users {cluster.passwords_dir}\nas the operator: . {env_file}\n"
@@ -113,8 +116,8 @@ def lab_ctl(
         say(f"{answer['action']} {answer['member']}: done")
 
 
-def _initiate_and_guide(cluster: StandinCluster, env_file: Path, control: str) -> None:
-    """Initiate with the users (as init-replset --create-users), show the set, and print
+def _guide(cluster: StandinCluster, env_file: Path, control: str) -> None:
+    """Show the set initiated with its users (as init-replset --create-users), and print
     what to try; hubctl there takes the operator's credentials from the sourced file."""
     from rich.console import Console
 
@@ -123,7 +126,6 @@ def _initiate_and_guide(cluster: StandinCluster, env_file: Path, control: str) -
     from hubctl.replset_commands import render_topology
 
     uri, hosts = cluster.uri, cluster.hosts
-    cluster.initiate()
     with access_as(cluster.access("operator")):
         rs = ReplicaSet(uri)
         try:

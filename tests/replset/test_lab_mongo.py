@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hub.mongo import use_access
+from hub.mongo import DB_NAME, connect, use_access
 from hub.replset import ReplicaSet
 from hubctl.lab.standin.credentials import ClusterCredentials
 
@@ -65,3 +65,28 @@ def test_lab_mongo_prints_uri_and_control_and_stops_on_sigterm():
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "stand-in stopped" in err
+
+
+def test_lab_mongo_initiate_prints_its_lines_once_its_users_can_log_in():
+    """A script reads the lines and logs in at once: the users exist by then."""
+    proc = subprocess.Popen(
+        HUBCTL + ["lab", "mongo", "--initiate", "--election-timeout", "500ms"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        uri = proc.stdout.readline().strip()
+        proc.stdout.readline()  # the control address
+        creds = ClusterCredentials(Path(proc.stdout.readline().strip()).parent)
+        use_access(creds.access("hubd"))
+        client = connect(uri, timeout=10)
+        try:
+            assert client[DB_NAME]["rounds"].count_documents({}) == 0
+        finally:
+            client.close()
+    finally:
+        use_access(None)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
