@@ -32,7 +32,8 @@ from pymongo.errors import PyMongoError
 
 from hub.master_watch import POLL_SECONDS
 from hub.mongo import DB_NAME, connect
-from hubctl.lab.cluster import LabCluster, LabHub
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.lab_hubs import LabHub
 
 POLL = 0.05
 WAIT = 60.0

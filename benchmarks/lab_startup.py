@@ -22,7 +22,9 @@ import tempfile
 from pathlib import Path
 
 from hub.mongo import DB_NAME, connect
-from hubctl.lab.cluster import CLIENT_AGENT, LabCluster, LabHub
+from hubctl.lab.child_commands import CLIENT_AGENT
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.lab_hubs import LabHub
 from hubctl.lab.ports import wait_port
 
 

@@ -23,7 +23,8 @@ in a temp dir. Then, as medians over the rounds:
 
 Bytes: ours as counted by the sync (transfer commands' reads + command output), rsync's from
 `--stats` (bytes sent + received); and, for both, everything that crossed the TCP connection
-(SSH handshake and encryption included), counted by a relay process both go through.
+(SSH handshake and encryption included), counted by a relay process both go through
+(benchmarks/byte_relay.py). The sshd + rsync baseline is in benchmarks/sshd_rsync.py.
 The first full copy is also compared with `rsync -az` (our stream is compressed).
 """
 
@@ -31,11 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -43,16 +40,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from client_agent.policy_update import update_policy
-from client_agent.state import ClientState
-from hub.config import HubConfig, HubEntry
-from hub.keystore import KeyStore
-from hub.masterfiles import publish_release, release_dir
-from hub.peer_sync import SyncResult, sync_with_peers
-from hub.ssh_service import start_hub_service
-from hubcluster.hub_session import open_hub
-from hubcluster.keys import ensure_key_pair
-from hubcluster.messages import MasterInfo
+# Run as a script (the command in RESULTS.md): the repository's root makes `benchmarks` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.byte_relay import Relay, spawn  # noqa: E402
+from benchmarks.sshd_rsync import Sshd  # noqa: E402
+from client_agent.policy_update import update_policy  # noqa: E402
+from client_agent.state import ClientState  # noqa: E402
+from hub.config import HubConfig, HubEntry  # noqa: E402
+from hub.keystore import KeyStore  # noqa: E402
+from hub.masterfiles import publish_release, release_dir  # noqa: E402
+from hub.peer_sync import SyncResult, sync_with_peers  # noqa: E402
+from hub.ssh_service import start_hub_service  # noqa: E402
+from hubcluster.hub_session import open_hub  # noqa: E402
+from hubcluster.keys import ensure_key_pair  # noqa: E402
+from hubcluster.messages import MasterInfo  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # (case, time ratio, wire-bytes ratio) at most, against rsync -a.
@@ -64,7 +66,7 @@ GOALS = [
 PROMISES = '[[promise]]\nname = "true"\ncheck = "true"\n'
 
 
-# ----- helper processes: the master hub, the byte-counting relay -----------------------------
+# ----- the master hub, in its own process -----------------------------------------------------
 
 
 def serve_hub(workdir: Path) -> None:
@@ -79,165 +81,6 @@ def serve_hub(workdir: Path) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(serve())
-
-
-def serve_relay(target: int) -> None:
-    """Relay 127.0.0.1:<new port> to :target, counting bytes; print them as JSON on SIGTERM."""
-    counts = {"up": 0, "down": 0}
-    active: set[asyncio.Task] = set()
-
-    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
-        try:
-            while data := await reader.read(1 << 16):
-                counts[way] += len(data)
-                writer.write(data)
-                await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
-        except OSError:
-            writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        active.add(asyncio.current_task())
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
-            await asyncio.gather(pump(reader, up_writer, "up"), pump(up_reader, writer, "down"))
-            writer.close()
-            up_writer.close()
-        finally:
-            active.discard(asyncio.current_task())
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await stop.wait()
-        # The measured client has finished; let its connection's last bytes (the SSH
-        # disconnect) through before counting.
-        if active:
-            await asyncio.wait(list(active), timeout=5)
-        print(json.dumps(counts), flush=True)
-        for task in active:
-            task.cancel()
-
-    asyncio.run(serve())
-
-
-def spawn(*args: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True, cwd=HERE.parent
-    )
-    assert proc.stdout is not None
-    return proc, int(proc.stdout.readline())
-
-
-class Relay:
-    """One relay per measurement, so its count is that measurement's."""
-
-    def __init__(self, target: int) -> None:
-        self.proc, self.port = spawn("--relay", str(target))
-        self.bytes = 0
-
-    def __enter__(self) -> Relay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=10)
-        counts = json.loads(out.strip().splitlines()[-1])
-        self.bytes = counts["up"] + counts["down"]
-
-
-# ----- the baseline: sshd + rsync -------------------------------------------------------------
-
-
-class Sshd:
-    """sshd on a loopback high port, in the foreground, configured entirely from `root`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir()
-        for name in ("host_key", "client_key"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True
-            )
-        shutil.copy(root / "client_key.pub", root / "authorized_keys")
-        os.chmod(root / "authorized_keys", 0o600)
-        self.port = self._free_port()
-        (root / "sshd_config").write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\n"
-            f"AuthorizedKeysFile {root / 'authorized_keys'}\nPidFile none\nUsePAM no\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin prohibit-password\nStrictModes no\nLogLevel ERROR\n"
-            "Subsystem sftp internal-sftp\n"
-        )
-        # sshd running as root insists on its privilege-separation directory.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.proc = subprocess.Popen(
-            ["/usr/sbin/sshd", "-D", "-e", "-f", str(root / "sshd_config")],
-            stderr=open(root / "sshd.log", "w"),  # noqa: SIM115 (lives as long as sshd)
-        )
-        self._wait_listening()
-
-    @staticmethod
-    def _free_port() -> int:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-
-    def _wait_listening(self) -> None:
-        import socket
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"sshd exited: {(self.root / 'sshd.log').read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        sys.exit("sshd did not start listening")
-
-    def ssh(self, port: int) -> str:
-        return (
-            f"ssh -p {port} -i {self.root / 'client_key'} -o BatchMode=yes "
-            f"-o UserKnownHostsFile={self.root / 'known_hosts'} "
-            "-o StrictHostKeyChecking=accept-new -o LogLevel=ERROR"
-        )
-
-    def connect_only(self, port: int) -> None:
-        """`ssh host true`: what the connection alone costs rsync."""
-        subprocess.run([*self.ssh(port).split(), "127.0.0.1", "true"], check=True)
-
-    def rsync(self, port: int, source: Path, target: Path, flags: str = "-a") -> int:
-        """Pull `source/` into `target/` through `port`; returns rsync's bytes sent + received."""
-        ssh = self.ssh(port)
-        out = subprocess.run(
-            [
-                "rsync",
-                flags,
-                "--delete",
-                "--stats",
-                "-e",
-                ssh,
-                f"127.0.0.1:{source}/",
-                f"{target}/",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        sent = int(re.search(r"Total bytes sent: ([\d,.]+)", out).group(1).replace(",", ""))
-        got = int(re.search(r"Total bytes received: ([\d,.]+)", out).group(1).replace(",", ""))
-        return sent + got
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 # ----- the tree -------------------------------------------------------------------------------
@@ -273,12 +116,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=3, help="first full copies of each tool")
     parser.add_argument("--agent-files", type=int, default=1000, help="files in the agent case")
     parser.add_argument("--serve-hub", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_hub:
         return serve_hub(args.serve_hub)
-    if args.relay:
-        return serve_relay(args.relay)
     run(args)
 
 
@@ -297,7 +137,7 @@ def run(args: argparse.Namespace) -> None:
         source = tmp / "source"
         make_tree(source, args.files, args.size)
         publish_release(master_dir / "masterfiles", source)
-        hub_proc, hub_port = spawn("--serve-hub", str(master_dir))
+        hub_proc, hub_port = spawn(__file__, "--serve-hub", str(master_dir))
         sshd = Sshd(tmp / "sshd")
         rsync_c_target = tmp / "rsync-c-mirror"
         rsync_c_target.mkdir()

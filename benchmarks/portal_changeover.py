@@ -35,8 +35,9 @@ from typing import TypeVar
 
 import httpx
 
-from hubctl.lab.cluster import LabCluster, LabHub
+from hubctl.lab.cluster import LabCluster
 from hubctl.lab.haproxy import haproxy_binary
+from hubctl.lab.lab_hubs import LabHub
 
 POLL = 0.1
 WAIT = 60.0

@@ -2,8 +2,9 @@
 
 The replica set is the source of truth for who is master; this module reads it
 (replSetGetStatus / replSetGetConfig) and drives it (replSetInitiate, replSetFreeze,
-replSetStepDown). Freezes and maintenance windows are also written to the database, because
-mongod does not report a member's freeze to anyone, and `status` must show it.
+replSetStepDown). Freezes are also written to the database, because mongod does not report
+a member's freeze to anyone, and `status` must show it. Maintenance windows, built on these
+freezes, are in hub.maintenance_window; the wrong-set-name check in hub.set_name_watch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn
+from typing import Any
 
 import pymongo
 from pymongo.errors import (
@@ -22,10 +23,10 @@ from pymongo.errors import (
     PyMongoError,
     ServerSelectionTimeoutError,
 )
-from pymongo.monitoring import ServerHeartbeatListener
 from pymongo.read_preferences import PrimaryPreferred
 
 from hub.events import now_utc, record_event
+from hub.maintenance_window import MAINTENANCE
 from hub.mongo import (
     DB_NAME,
     SURVIVES_FAILOVER,
@@ -34,6 +35,7 @@ from hub.mongo import (
     parse,
     seed_hosts,
 )
+from hub.set_name_watch import SetNameWatch
 from hub.switchover import SwitchoverPlan, switchover_plan
 from hub.topology import (
     HUB_TAG,
@@ -49,30 +51,6 @@ from hub.topology import (
 log = logging.getLogger(__name__)
 
 FREEZES = "freezes"
-MAINTENANCE = "maintenance"
-
-
-class _SetNameWatch(ServerHeartbeatListener):
-    """Remembers the set name each member gave, so a wrong replicaSet= is told at once.
-
-    pymongo drops a member whose set name differs from the URI's and then waits out the
-    whole server-selection timeout saying only that no member was found.
-    """
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-
-    def started(self, event: Any) -> None:
-        pass
-
-    def failed(self, event: Any) -> None:
-        pass
-
-    def succeeded(self, event: Any) -> None:
-        name = event.reply.replica_set_name
-        if name:
-            host, port = event.connection_id
-            self.names[f"{host}:{port}"] = name
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -91,7 +69,7 @@ class ReplicaSet:
         options = {k.lower(): v for k, v in parse(uri)["options"].items()}
         self.set_name: str | None = options.get("replicaset")
         self._client: pymongo.MongoClient | None = None
-        self._set_names = _SetNameWatch()
+        self._set_names = SetNameWatch()
         # Who acts through this handle (a portal user), added to every event it records.
         self.actor: str | None = None
 
@@ -110,25 +88,13 @@ class ReplicaSet:
         client = self.client
         deadline = time.monotonic() + self.timeout
         while True:
-            if self.set_name and any(n != self.set_name for n in self._set_names.names.values()):
-                self._wrong_set_name()
+            if self._set_names.disagrees(self.set_name):
+                self._set_names.refuse(self.set_name, self.seeds)
             if client.topology_description.has_readable_server(PrimaryPreferred()):
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
-
-    def _wrong_set_name(self) -> NoReturn:
-        # The other seeds answer within milliseconds; the message names all that do.
-        settle = time.monotonic() + 0.25
-        while len(self._set_names.names) < len(self.seeds) and time.monotonic() < settle:
-            time.sleep(0.01)
-        others = {h: n for h, n in self._set_names.names.items() if n != self.set_name}
-        real = ", ".join(sorted(set(others.values())))
-        raise ReplsetUnreachable(
-            f"wrong replica-set name: the URI says replicaSet={self.set_name}, but the members "
-            f"belong to set {real} ({', '.join(sorted(others))})"
-        )
 
     def event(self, kind: str, message: str, **details: Any) -> None:
         if self.actor is not None:
@@ -454,56 +420,4 @@ class ReplicaSet:
         self.event(
             "switchover", f"primary moved from {old} to {plan.new.name}", old=old, new=plan.new.name
         )
-        return steps
-
-    # ----- maintenance windows -----------------------------------------------------------
-    def maintenance_start(self, member: str, seconds: float) -> list[str]:
-        """Freeze the other secondaries so that stopping `member` briefly elects nobody."""
-        topo = self.topology()
-        view = topo.member(member)
-        member, label = view.name, view.label
-        until = now_utc() + dt.timedelta(seconds=seconds)
-        steps = []
-        if topo.primary == member:
-            for m in topo.members:
-                if m.name != member and m.health and m.state == "SECONDARY":
-                    self.freeze(m.name, seconds)
-                    steps.append(f"froze {m.label} until {until:%Y-%m-%d %H:%M:%S}Z")
-        else:
-            steps.append(f"{label} is not primary: stopping it causes no election, froze nothing")
-        coll = self.client[DB_NAME].get_collection(MAINTENANCE, write_concern=SURVIVES_FAILOVER)
-        try:
-            coll.replace_one(
-                {"_id": "current"},
-                {"_id": "current", "member": member, "started": now_utc(), "until": until},
-                upsert=True,
-            )
-        except PyMongoError as exc:
-            raise explain_failure(exc, "recording the maintenance window") from None
-        self.event(
-            "maintenance-start",
-            f"maintenance of {member} for {seconds:g}s",
-            member=member,
-            until=until,
-        )
-        steps.append(f"maintenance window for {label} open until {until:%Y-%m-%d %H:%M:%S}Z")
-        return steps
-
-    def maintenance_end(self) -> list[str]:
-        topo = self.topology()
-        steps = []
-        window = topo.maintenance
-        for m in topo.members:
-            if m.health and m.state == "SECONDARY" and m.frozen_until is not None:
-                self.unfreeze(m.name)
-                steps.append(f"unfroze {m.label}")
-        try:
-            self.client[DB_NAME].get_collection(
-                MAINTENANCE, write_concern=SURVIVES_FAILOVER
-            ).delete_one({"_id": "current"})
-        except PyMongoError as exc:
-            raise explain_failure(exc, "closing the maintenance window") from None
-        who = window["member"] if window else "no open window"
-        self.event("maintenance-end", f"maintenance ended ({who})")
-        steps.append("maintenance window closed" if window else "no maintenance window was open")
         return steps

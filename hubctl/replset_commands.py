@@ -11,6 +11,7 @@ import typer
 
 from hub.db_users import DbUsersError, read_user_passwords
 from hub.hub_roles import UNREACHABLE, classify_hubs
+from hub.maintenance_window import close_maintenance, open_maintenance
 from hub.mongo_access import AccessError
 from hub.replset import ReplicaSet
 from hub.supervisor import published_problems
@@ -347,7 +348,7 @@ def maintenance_start(
 ) -> None:
     """Freeze the other secondaries so a brief stop of MEMBER causes no election."""
     with replset(mongo, config) as rs:
-        for step in rs.maintenance_start(_member(member), secs):
+        for step in open_maintenance(rs, _member(member), secs):
             say(step)
 
 
@@ -355,7 +356,7 @@ def maintenance_start(
 def maintenance_end(mongo: MongoOpt = None, config: ConfigOpt = None) -> None:
     """Unfreeze the secondaries and close the maintenance window."""
     with replset(mongo, config) as rs:
-        for step in rs.maintenance_end():
+        for step in close_maintenance(rs):
             say(step)
 
 

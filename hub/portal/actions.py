@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.key_records import KeyLookupError, revoke_key
+from hub.maintenance_window import close_maintenance, open_maintenance
 from hub.portal import auth
 from hub.portal.fleet_pages import read
 from hub.portal.forms import read_form
@@ -84,7 +85,7 @@ class AdminActions:
             raise HTTPException(400, f"seconds: a whole number from {low} to {high}")
         rs = self._replset(user)
         try:
-            await read(rs.maintenance_start, member, float(text))
+            await read(open_maintenance, rs, member, float(text))
         except ReplsetError as exc:
             raise HTTPException(409, str(exc)) from None
         finally:
@@ -95,7 +96,7 @@ class AdminActions:
         user, _ = await self._admin_form(request)
         rs = self._replset(user)
         try:
-            await read(rs.maintenance_end)
+            await read(close_maintenance, rs)
         except ReplsetError as exc:
             raise HTTPException(409, str(exc)) from None
         finally:

@@ -4,6 +4,9 @@ The replica set is the wire-level stand-in (in this process) unless a real `mong
 wanted; each hub gets a config, a workdir sharing one hub key pair, and its own `hubd run`
 process; each client gets a workdir, a config, a bootstrap through a hub's SSH service and
 its own `client-agent serve` process. Agent runs are started by the lab on an interval.
+How a hub is laid out and configured is in hubctl.lab.lab_hubs; the sample policy it
+publishes in hubctl.lab.sample_policy; the children's command lines in
+hubctl.lab.child_commands.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,60 +29,17 @@ from hub.mongo import DB_NAME, use_access
 from hub.mongo_access import MongoAccess
 from hubcluster.keys import ensure_key_pair, key_fingerprint
 from hubctl.lab.agent_processes import AgentForker
+from hubctl.lab.child_commands import CLIENT_AGENT, HUBD
 from hubctl.lab.client_processes import LabClient, bootstrap_all, run_agents
 from hubctl.lab.haproxy import LabHaproxy
+from hubctl.lab.lab_hubs import LabHub, init_hubs, share_hub_key, write_hub_config
 from hubctl.lab.mongod_cluster import MongodCluster
 from hubctl.lab.portal_accounts import LabPortalAccounts, lab_portal_accounts
 from hubctl.lab.ports import free_port, wait_port
 from hubctl.lab.processes import stop_process
+from hubctl.lab.sample_policy import publish_sample
 from hubctl.lab.standin import StandinCluster
 from hubctl.lab.standin.credentials import ClusterCredentials
-
-SAMPLE_PROMISES = """\
-# The lab's sample policy: one promise kept, one repaired once, one out of context.
-[[promise]]
-name = "lab_marker"
-check = "test -f lab-marker"
-repair = "touch lab-marker"
-
-[[promise]]
-name = "always_true"
-check = "true"
-
-[[promise]]
-name = "sunday_only"
-check = "true"
-if = "Sunday"
-"""
-
-
-def _python_entry(module: str) -> list[str]:
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
-
-
-HUBD = _python_entry("hub.daemon")
-CLIENT_AGENT = _python_entry("client_agent.cli")
-HUBCTL = _python_entry("hubctl.app")
-
-
-@dataclass
-class LabHub:
-    name: str
-    member: str
-    service_port: int
-    config: Path
-    workdir: Path
-    log: Path
-    proc: subprocess.Popen | None = None
-    portal_port: int = field(default_factory=free_port)
-
-    @property
-    def service(self) -> str:
-        return f"127.0.0.1:{self.service_port}"
-
-    @property
-    def portal_url(self) -> str:
-        return f"http://127.0.0.1:{self.portal_port}/"
 
 
 @dataclass
@@ -173,75 +132,19 @@ class LabCluster:
         use_access(self.access("operator"))
 
     def write_hubs(self) -> None:
+        """A hub per member, configured, sharing one key pair, `hubd init`-ed."""
         assert self.standin is not None
         self.directory.mkdir(parents=True, exist_ok=True)
         for i, member in enumerate(self.standin.hosts, 1):
-            name = f"hub{i}"
-            self.hubs.append(
-                LabHub(
-                    name,
-                    member,
-                    free_port(),
-                    self.directory / f"{name}.toml",
-                    self.directory / name,
-                    self.directory / f"{name}.log",
-                )
-            )
+            self.hubs.append(LabHub.at(self.directory, f"hub{i}", member))
         for h in self.hubs:
-            self.write_hub_config(h)
+            write_hub_config(self, h)
         # One hub key pair for all hubs, as the deploy does.
-        first = KeyStore(self.hubs[0].workdir / "ppkeys").hub_private_key_path
-        key, _ = ensure_key_pair(first)
+        key, _ = ensure_key_pair(KeyStore(self.hubs[0].workdir / "ppkeys").hub_private_key_path)
         for h in self.hubs[1:]:
-            target = KeyStore(h.workdir / "ppkeys").hub_private_key_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(first, target)
-            shutil.copy2(first.with_suffix(".pub"), target.with_suffix(".pub"))
+            share_hub_key(self.hubs[0], h)
         self.fingerprint = key_fingerprint(key)
-        inits = [
-            subprocess.Popen(
-                HUBD + ["init", "--config", str(h.config)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            for h in self.hubs
-        ]
-        for h, proc in zip(self.hubs, inits, strict=True):
-            _, err = proc.communicate(timeout=60)
-            if proc.returncode != 0:
-                raise RuntimeError(f"hubd init of {h.name} failed: {err.decode().strip()}")
-
-    def hub_password_file(self, hub: LabHub) -> Path:
-        """`hub`'s copy of the hubd user's password, mode 0600, as the deploy puts it."""
-        path = hub.workdir.parent / f"{hub.name}-mongo-password"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(self.credentials.password_file("hubd").read_text())
-        return path
-
-    def _replset_section(self, hub: LabHub) -> str:
-        password_file = self.hub_password_file(hub) if self.credentials.auth else None
-        access = self.credentials.config_lines("hubd", password_file)
-        return f'[replset]\nuri = "{self.uri}"\n{access}\n'
-
-    def write_hub_config(self, hub: LabHub) -> None:
-        """`hub`'s config; its [[hubs]] are the lab's hubs as they are now; hubd logs in as
-        the hubd user, checking mongod's certificate against the lab's CA."""
-        entries = "".join(
-            f'[[hubs]]\nname = "{h.name}"\nmongo = "{h.member}"\nservice = "{h.service}"\n\n'
-            for h in self.hubs
-        )
-        hub.config.write_text(
-            f'[hub]\nname = "{hub.name}"\nworkdir = "{hub.workdir}"\nlisten = "{hub.service}"\n'
-            'trust_keys_from = ["127.0.0.0/8"]\n'
-            f'state_interval = "{self.state_interval}s"\n\n'
-            f"{self._replset_section(hub)}"
-            f'[collector]\ninterval = "{self.collect_interval}s"\nifelapsed = "0s"\n'
-            'connect_timeout = "2s"\nhost_timeout = "5s"\nexpireafter = "30s"\n\n'
-            f'[sync]\ninterval = "{self.sync_interval}s"\n\n'
-            f'[portal]\nbind = "127.0.0.1"\nport = {hub.portal_port}\n\n'
-            f"{self.portal.config()}{entries}{self.hub_config_extra}"
-        )
+        init_hubs(self.hubs)
 
     def replace(self, name: str) -> str:
         """Replace hub `name` for good by a new hub on a new mongod (hubctl lab replace)."""
@@ -282,24 +185,6 @@ class LabCluster:
         assert self.standin is not None
         states = {m["name"]: m["state"] for m in self.standin.status()["members"]}
         return states.get(hub.member, "DOWN")
-
-    def publish_sample(self) -> str:
-        source = self.directory / "sample-masterfiles"
-        source.mkdir(parents=True, exist_ok=True)
-        (source / "promises.toml").write_text(SAMPLE_PROMISES)
-        (source / "README").write_text("hubcluster lab sample policy\n")
-        master = self.master()
-        assert master is not None
-        out = subprocess.run(
-            HUBCTL + ["masterfiles", "publish", str(source), "--config", str(master.config)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=self.child_env("operator"),
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"publishing the sample policy failed: {out.stderr.strip()}")
-        return out.stdout.strip().split()[-1]
 
     # ----- a whole hub host going down and coming back -------------------------------------
     def kill(self, name: str) -> str:
@@ -407,7 +292,7 @@ class LabCluster:
             self._launch_hub(h)
         for h in self.hubs:
             wait_port(h.service_port, 30, f"{h.name}'s SSH service")
-        self.publish_sample()
+        publish_sample(self)
         self.timings["hubs"] = time.monotonic() - mark
         mark = time.monotonic()
         self.write_clients()

@@ -9,13 +9,12 @@ the members and makes the new one electable once it has caught up.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
-from hub.keystore import KeyStore
 from hub.replset import ReplicaSet
-from hubctl.lab.ports import free_port
+from hubctl.lab.child_commands import HUBCTL, HUBD
+from hubctl.lab.lab_hubs import LabHub, share_hub_key, write_hub_config
 
 if TYPE_CHECKING:
     from hubctl.lab.cluster import LabCluster
@@ -31,8 +30,6 @@ def _next_name(lab: LabCluster, old: str) -> str:
 
 def replace_hub(lab: LabCluster, name: str) -> str:
     """Kill hub `name` for good and replace it by a new hub; returns one line saying so."""
-    from hubctl.lab.cluster import HUBCTL, HUBD, LabHub
-
     old = lab.hub(name)
     assert lab.standin is not None
     lab.kill(old.name)
@@ -43,24 +40,13 @@ def replace_hub(lab: LabCluster, name: str) -> str:
         rs.close()
     member = lab.standin.add_member()
     new_name = _next_name(lab, old.name)
-    new = LabHub(
-        new_name,
-        member,
-        free_port(),
-        lab.directory / f"{new_name}.toml",
-        lab.directory / new_name,
-        lab.directory / f"{new_name}.log",
-    )
+    new = LabHub.at(lab.directory, new_name, member)
     survivor = next(h for h in lab.hubs if h is not old)
     # Appended: the failover order of the hubs that stay is kept, as in their configs.
     lab.hubs.remove(old)
     lab.hubs.append(new)
-    lab.write_hub_config(new)
-    source = KeyStore(survivor.workdir / "ppkeys").hub_private_key_path
-    target = KeyStore(new.workdir / "ppkeys").hub_private_key_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target)
-    shutil.copy2(source.with_suffix(".pub"), target.with_suffix(".pub"))
+    write_hub_config(lab, new)
+    share_hub_key(survivor, new)
     init = subprocess.run(
         HUBD + ["init", "--config", str(new.config)], capture_output=True, text=True, timeout=60
     )

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hubctl.lab.cluster import HUBCTL, LabCluster
+from hubctl.lab.child_commands import HUBCTL
+from hubctl.lab.cluster import LabCluster
 
 
 class Step:

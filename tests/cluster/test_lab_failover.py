@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 
-from hubctl.lab.cluster import HUBCTL
+from hubctl.lab.child_commands import HUBCTL
 from tests.conftest import wait_until
 
 

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from client_agent.state import ClientState
-from hubctl.lab.cluster import HUBCTL
+from hubctl.lab.child_commands import HUBCTL
 from hubctl.lab.standin.control import serve_control
 from tests.conftest import wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from hubctl.lab.cluster import HUBCTL
+from hubctl.lab.child_commands import HUBCTL
 from tests.conftest import wait_until
 
 

@@ -15,7 +15,7 @@ import time
 
 from rich.console import Console
 
-from hubctl.lab.cluster import HUBCTL
+from hubctl.lab.child_commands import HUBCTL
 from hubctl.lab.dashboard import Timeline, render, snapshot
 from tests.conftest import wait_until
 

@@ -34,8 +34,10 @@ import pytest
 from hub.mongo import DB_NAME, access_as, connect
 from hub.mongo_access import MongoAccess, read_password_file
 from hubcluster.keys import key_fingerprint, load_private_key
-from hubctl.lab.cluster import SAMPLE_PROMISES, LabCluster, LabHub
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.lab_hubs import LabHub
 from hubctl.lab.ports import free_port
+from hubctl.lab.sample_policy import SAMPLE_PROMISES
 from hubctl.lab.standin import StandinCluster
 from hubctl.lab.standin.control import serve_control
 from tests.deploy.playbook import ANSIBLE_DIR, NEEDS_ANSIBLE, run_playbook, wheel_version

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hubctl.lab.cluster import LabHub
+from hubctl.lab.lab_hubs import LabHub
 from tests.conftest import wait_until
 from tests.debian_tools import debian_tool
 from tests.readpath.real_fleet import RealFleet, hubctl, start_real_fleet

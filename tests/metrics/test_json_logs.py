@@ -9,7 +9,7 @@ import re
 import subprocess
 
 from hubcluster.log_format import JsonLines
-from hubctl.lab.cluster import HUBD
+from hubctl.lab.child_commands import HUBD
 from tests.conftest import wait_until
 from tests.metrics.conftest import scrape_text
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from hubctl.lab.cluster import LabCluster, LabHub
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.lab_hubs import LabHub
 from tests.conftest import wait_until
 from tests.readpath.real_fleet import RealFleet, start_real_fleet
 

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 
 from hub.config import parse_hub_config
 from hubcluster.config_check import ConfigError, loads_toml
-from hubctl.lab.cluster import HUBD
+from hubctl.lab.child_commands import HUBD
 from tests.conftest import wait_until
 from tests.portal.conftest import browser, csrf_of, log_in
 

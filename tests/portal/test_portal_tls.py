@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from hub.portal.passwords import hash_secret
-from hubctl.lab.cluster import HUBD
+from hubctl.lab.child_commands import HUBD
 from hubctl.lab.ports import free_port
 from tests.conftest import wait_until
 from tests.portal.conftest import csrf_of

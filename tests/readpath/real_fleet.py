@@ -16,7 +16,9 @@ from pathlib import Path
 
 from hub.mongo import connect
 from hub.store import HubStore
-from hubctl.lab.cluster import HUBCTL, LabCluster, LabHub
+from hubctl.lab.child_commands import HUBCTL
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.lab_hubs import LabHub
 from tests.conftest import wait_until
 
 LONG_PROMISE = "keeps_a_promise_whose_name_is_far_too_long_for_one_column_of_an_eighty_column_table"

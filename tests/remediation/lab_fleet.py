@@ -19,7 +19,9 @@ import pymongo
 
 from hub.mongo import DB_NAME
 from hub.remediation.ledger import REMEDIATIONS
-from hubctl.lab.cluster import CLIENT_AGENT, HUBCTL, LabCluster, LabHub
+from hubctl.lab.child_commands import CLIENT_AGENT, HUBCTL
+from hubctl.lab.cluster import LabCluster
+from hubctl.lab.lab_hubs import LabHub
 from tests.conftest import wait_until
 
 # The lab's collection interval (the least a hub config takes): the tests' "a round later".

@@ -10,7 +10,7 @@ import pytest
 
 from hub.config import load_hub_config
 from hubcluster.config_check import ConfigError
-from hubctl.lab.cluster import HUBD
+from hubctl.lab.child_commands import HUBD
 
 BASE = """
 [hub]

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from hub.maintenance_window import close_maintenance, open_maintenance
 from hub.replset import ReplicaSet
 from hub.topology import ReplsetError
 from tests.conftest import wait_until
@@ -104,14 +105,14 @@ def test_switchover_to_a_named_member(rs):
 
 def test_maintenance_freezes_secondaries_and_end_lifts_it(rs):
     primary = rs.topology().primary
-    steps = rs.maintenance_start(primary, 3600)
+    steps = open_maintenance(rs, primary, 3600)
     assert len([s for s in steps if s.startswith("froze")]) == 2
     topo = rs.topology()
     assert topo.maintenance["member"] == primary
     assert all(m.frozen_until for m in topo.members if m.name != primary)
     with pytest.raises(ReplsetError, match="No electable secondaries"):
         rs.stepdown(seconds=10, catch_up=1)
-    rs.maintenance_end()
+    close_maintenance(rs)
     topo = rs.topology()
     assert topo.maintenance is None
     assert all(m.frozen_until is None for m in topo.members)
