@@ -16,6 +16,10 @@ from hubcluster.messages import MessageError, _check_fields, _load_object
 
 RUN_COMMAND = "run"
 RUN_USAGE = "usage: run [--deadline SECONDS] [--define CLASS]..."
+# A client from before --deadline refuses `run --deadline S ...` with exit 2 and this line,
+# its parser's own (the deadline comes first on the command line, so it is the word refused).
+PRE_DEADLINE_REFUSAL = "unexpected '--deadline'; usage: run [--define CLASS]..."
+PRE_DEADLINE_EXIT = 2
 # A class name as the class expressions know it (hubcluster.class_expressions).
 _CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_CLASSES = 32
@@ -60,6 +64,12 @@ def run_command_line(classes: tuple[str, ...] = (), deadline: float | None = Non
     if deadline is not None:
         words.append(f"--deadline {deadline:g}")
     return " ".join([*words, *(f"--define {c}" for c in classes)])
+
+
+def refuses_deadline(exit_status: int | None, stderr: str) -> bool:
+    """Whether a `run --deadline` was answered by a client older than the deadline."""
+    said = stderr.strip().splitlines()
+    return exit_status == PRE_DEADLINE_EXIT and said[-1:] == [PRE_DEADLINE_REFUSAL]
 
 
 def is_run_command(command: str) -> bool:

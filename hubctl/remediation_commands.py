@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import math
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from hub.events import EVENTS, record_event
 from hub.mongo import connect
 from hub.remediation.engine import EVENT_KIND
 from hub.remediation.ledger import ALL_RULES, RUNNING, Ledger, aware
+from hub.remediation.pending import PendingView, read_pending
 from hub.store import HubStore
 from hubcluster.durations import format_duration
 from hubctl.cluster_option import ConfigOpt, MongoOpt, resolve_uri
@@ -39,6 +41,8 @@ from hubctl.output import (
 remediation_app = typer.Typer(help="Self-healing rules: list, history, pause, resume, breakers.")
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON on stdout")]
 RuleArg = Annotated[str | None, typer.Argument(help="One rule (default: all rules)")]
+# Per rule, the pending clients named one a line; the rest counted.
+PENDING_SHOWN = 5
 
 
 def _operator() -> str:
@@ -72,7 +76,8 @@ def _event(ledger: Ledger, message: str, **details: Any) -> None:
 
 @remediation_app.command("list")
 def list_rules(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Rules, budgets used in their window, pause and breaker state."""
+    """Rules, budgets used in their window, triggers pending in their hold, pause and
+    breaker state."""
     now = dt.datetime.now(dt.UTC)
     with _ledger(mongo, config) as ledger:
         states = ledger.rule_states()
@@ -80,6 +85,7 @@ def list_rules(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOp
         windows = [float(s["summary"]["window"]) for s in rules.values()]
         since = now - dt.timedelta(seconds=max(windows, default=3600.0))
         records = ledger.since(since)
+        pending = read_pending(ledger.store, _primary(ledger), now)
     paused_all = bool((states.get(ALL_RULES) or {}).get("paused"))
     rows = []
     for name, state in sorted(rules.items()):
@@ -100,6 +106,7 @@ def list_rules(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOp
                 "paused": bool(state.get("paused")) or paused_all,
                 "breaker": "open" if breaker.get("open") else "closed",
                 "breaker_reason": breaker.get("message") if breaker.get("open") else None,
+                "pending": _pending_json(pending, name),
             }
         )
     if as_json:
@@ -121,11 +128,62 @@ def list_rules(mongo: MongoOpt = None, config: ConfigOpt = None, as_json: JsonOp
         )
         hold = row.get("hold")
         held = f" for {format_duration(float(hold))}" if hold else ""
+        waiting = pending.of(row["rule"])
+        if waiting:  # the lines under the table name them, and say how current this is
+            shown += f"\n{len(waiting)} pending"
         table.add_row(row["rule"], f"{row['trigger']}{held} -> {row['action']}", budget, shown)
     console.print(table)
     for row in rows:
         if row["breaker_reason"]:
             say(f"{row['rule']}: {row['breaker_reason']}")
+    for line in pending_lines(pending, [row["rule"] for row in rows], now):
+        say(line)
+
+
+def _primary(ledger: Ledger) -> str | None:
+    address = ledger.db.client.primary
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+def _pending_json(view: PendingView, rule: str) -> dict[str, Any] | None:
+    if view.by is None:
+        return None
+    waiting = view.of(rule)
+    return {
+        "count": None if waiting is None else len(waiting),
+        "targets": waiting or [],
+        "published": view.published,
+        "by": view.by,
+        "current": view.current,
+    }
+
+
+def _seconds(span: dt.timedelta, to_whole: Callable[[float], int] = round) -> str:
+    """A span in whole seconds (a list read a second later would show other fractions)."""
+    return format_duration(max(0, to_whole(span.total_seconds())))
+
+
+def pending_lines(view: PendingView, rules: list[str], now: dt.datetime) -> list[str]:
+    """What the State column's "N pending" stands on: when and by whom it was published, and
+    who is in a hold, one line each (80 columns)."""
+    if view.by is None or view.published is None:
+        return ["pending: not published yet (the master publishes after each round)"]
+    age = _seconds(now - view.published)
+    if not view.current:
+        return [f"pending: not shown: published {age} ago by {view.by}, not the master now"]
+    lines = [f"pending as of {age} ago (published by {view.by}, the master)"]
+    for rule in rules:
+        waiting = view.of(rule) or []
+        for w in waiting[:PENDING_SHOWN]:
+            held = _seconds(now - w["since"])
+            left = w["due"] - now
+            ends = "hold ended"
+            if left.total_seconds() > 0:
+                ends = f"hold ends in {_seconds(left, math.ceil)}"
+            lines.append(f"  {rule}: {w['name']} pending {held}, {ends}")
+        if len(waiting) > PENDING_SHOWN:
+            lines.append(f"  {rule}: and {len(waiting) - PENDING_SHOWN} more")
+    return lines
 
 
 @remediation_app.command("history")

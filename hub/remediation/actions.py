@@ -4,7 +4,9 @@ words) and never raises: a failed action is a history line, not a stalled round.
 
 One deadline per action, the rule's action_timeout: the client is sent it with the `run`
 ask and stops its run then (answering EXIT_TIMED_OUT); the hub waits that long plus
-ANSWER_GRACE for the answer to travel back, and calls the action timed out after that.
+ANSWER_GRACE for the answer to travel back, and calls the action timed out after that. A
+client from before `run --deadline` refuses the option; it is asked once more without it,
+and the hub keeps the deadline itself: it stops waiting then and closes the channel.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from hub.remediation.rules import RESYNC, RUN_AGENT, RemediationSettings, Rule
 from hub.remediation.triggers import Trigger
 from hub.store import HubStore
 from hubcluster.messages import MessageError
-from hubcluster.run_request import EXIT_BUSY, EXIT_TIMED_OUT, RunReply, run_command_line
+from hubcluster.run_request import (
+    EXIT_BUSY,
+    EXIT_TIMED_OUT,
+    RunReply,
+    refuses_deadline,
+    run_command_line,
+)
 from hubcluster.ssh_options import client_options
 
 KeyLookup = Callable[[str], asyncssh.SSHKey | None]
@@ -72,6 +80,8 @@ class Actions:
         key = self.key_lookup(host["_id"])
         if key is None:
             return FAILED, "no key in ppkeys/ for this client"
+        loop = asyncio.get_running_loop()
+        ends = None if deadline is None else loop.time() + deadline
         try:
             async with asyncssh.connect(
                 host["address"],
@@ -82,22 +92,15 @@ class Actions:
                     connect_timeout=self.connect_timeout,
                 ),
             ) as conn:
-                command = run_command_line(rule.classes, deadline)
-                done = await conn.run(command, check=False)
+                done = await conn.run(run_command_line(rule.classes, deadline), check=False)
+                if ends is not None and refuses_deadline(done.exit_status, str(done.stderr)):
+                    old = await _run_until(conn, run_command_line(rule.classes), ends)
+                    if old is None:
+                        return TIMED_OUT, _untold(deadline)
+                    done = old
         except (OSError, asyncssh.Error) as exc:
             return FAILED, f"{type(exc).__name__}: {str(exc) or 'no detail'}"[:200]
-        if done.exit_status != 0:
-            said = str(done.stderr or "").strip().splitlines()
-            return FAILED, f"the client refused: {said[-1] if said else done.exit_status}"[:200]
-        try:
-            reply = RunReply.from_json(str(done.stdout or "").strip())
-        except MessageError as exc:
-            return FAILED, str(exc)[:200]
-        if reply.exit_code == EXIT_BUSY:
-            return FAILED, reply.summary
-        if reply.exit_code == EXIT_TIMED_OUT:
-            return TIMED_OUT, reply.summary[:200]
-        return DONE, f"exit {reply.exit_code}: {reply.summary}"[:300]
+        return _answer(done)
 
     async def resync(self, hub: str, key: str) -> Outcome:
         """Ask `hub` (through the set: it reads its asks every few seconds) to sync now, and
@@ -145,3 +148,41 @@ class Actions:
         lines = out.decode("utf-8", "replace").strip().splitlines()
         tail = lines[-1][:200] if lines else "no output"
         return DONE if proc.returncode == 0 else FAILED, f"exit {proc.returncode}: {tail}"
+
+
+async def _run_until(
+    conn: asyncssh.SSHClientConnection, command: str, ends: float
+) -> asyncssh.SSHCompletedProcess | None:
+    """`command`'s answer if it comes before the loop time `ends`; else None, the channel
+    closed (a client that was not told the deadline is not waited for past it)."""
+    process = await conn.create_process(command)
+    try:
+        async with asyncio.timeout_at(ends):
+            return await process.wait(check=False)
+    except TimeoutError:
+        return None
+    finally:
+        process.close()
+
+
+def _untold(deadline: float | None) -> str:
+    return (
+        f"stopped waiting at the {deadline or 0.0:g}s deadline, which the client "
+        "could not be told because it is older than run --deadline"
+    )
+
+
+def _answer(done: asyncssh.SSHCompletedProcess) -> Outcome:
+    """What the client's answer to a `run` says."""
+    if done.exit_status != 0:
+        said = str(done.stderr or "").strip().splitlines()
+        return FAILED, f"the client refused: {said[-1] if said else done.exit_status}"[:200]
+    try:
+        reply = RunReply.from_json(str(done.stdout or "").strip())
+    except MessageError as exc:
+        return FAILED, str(exc)[:200]
+    if reply.exit_code == EXIT_BUSY:
+        return FAILED, reply.summary
+    if reply.exit_code == EXIT_TIMED_OUT:
+        return TIMED_OUT, reply.summary[:200]
+    return DONE, f"exit {reply.exit_code}: {reply.summary}"[:300]

@@ -12,7 +12,8 @@ until it changes: a target's until a run of it starts (a flapping trigger is not
 time it fires again), a rule's (paused, suppressed, breaker) until the rule runs again.
 
 The pending triggers are this master's own memory: a new master starts every hold afresh,
-so it acts later, never sooner, and counts the breaker's share again from what it sees.
+so it acts later, never sooner, and counts the breaker's share again from what it sees. After
+each round it publishes them (hub.remediation.pending) for `hubctl remediation list`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hub.remediation import limits, sentences
 from hub.remediation.actions import ANSWER_GRACE, Actions
 from hub.remediation.ledger import ALL_RULES, DONE, DRY_RUN, RUNNING, TIMED_OUT, Ledger, aware
 from hub.remediation.ledger import idempotency_key as make_key
+from hub.remediation.pending import Waiting, publish
 from hub.remediation.rules import CLIENT_TRIGGERS, RemediationSettings, Rule
 from hub.remediation.triggers import Facts, Trigger, asked, read_facts, triggered
 from hub.store import HubStore
@@ -74,6 +76,8 @@ class RemediationEngine:
         self._pending: dict[str, dict[str, dt.datetime]] = {}
         # rule -> client -> when it last fired (the breaker counts those within the hold)
         self._fired: dict[str, dict[str, dt.datetime]] = {}
+        # rule -> this round's triggers still in their hold (what the round publishes)
+        self._waiting: dict[str, list[Waiting]] = {}
 
     # ----- a round --------------------------------------------------------------------------
     async def after_round(self) -> None:
@@ -107,10 +111,15 @@ class RemediationEngine:
             log.warning("remediation: the set did not answer, nothing decided: %s", exc)
             return
         count = sum(1 for r in running if not self._orphan(r, facts.now))
+        self._waiting = {rule.name: [] for rule in self.settings.rules}
         for rule in self.settings.rules:
             if not self.is_master():
                 return
             count = await self._rule_round(rule, facts, states, records, count)
+        try:
+            await asyncio.to_thread(publish, self.store, self.hub, self._waiting)
+        except PyMongoError as exc:
+            log.warning("remediation: pending triggers not published: %s", exc)
 
     def _prepare(self) -> None:
         if not self._published:
@@ -209,10 +218,16 @@ class RemediationEngine:
         for t in fired:
             pending.setdefault(t.target, now)
             last[t.target] = now
-        horizon = now - dt.timedelta(seconds=hold)
+        hold_for = dt.timedelta(seconds=hold)
+        horizon = now - hold_for
         for target in [k for k, when in last.items() if when < horizon]:
             del last[target]
         due = [t for t in fired if (now - pending[t.target]).total_seconds() >= hold]
+        self._waiting[rule.name] = [
+            Waiting(t.target, t.name, pending[t.target], pending[t.target] + hold_for)
+            for t in fired
+            if t not in due
+        ]
         return due, len(set(last) & set(facts.hosts))
 
     async def _open_breaker(self, rule: Rule, share: float) -> tuple[str, str]:

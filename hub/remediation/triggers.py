@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.maintenance_window import MAINTENANCE
 from hub.outcome_summary import LATEST_OUTCOMES, PROMISES, RAN, SEQ
 from hub.remediation.ledger import ASKS, aware
 from hub.remediation.rules import (
@@ -22,7 +23,7 @@ from hub.remediation.rules import (
     STALE_CLIENT,
     Rule,
 )
-from hub.replset import FREEZES, MAINTENANCE
+from hub.replset import FREEZES
 from hub.store import HOSTS, HUB_STATE, LAST_SEEN, HubStore
 from hubcluster import report_kinds as rk
 from hubcluster.durations import format_duration

@@ -144,6 +144,17 @@ cooldown = "0s"
 breaker_percent = 50
 
 [[remediation.rules]]
+name = "pending"
+trigger = "promise_not_kept"
+promise = "pending_broken"
+action = "run_agent"
+classes = ["remediation_pending"]
+hold = "6s"
+max_runs = 2
+cooldown = "0s"
+breaker_percent = 50
+
+[[remediation.rules]]
 name = "stale"
 trigger = "stale_client"
 stale_after = "6s"
