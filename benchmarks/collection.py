@@ -1,6 +1,6 @@
 """Collection throughput on loopback: the collector against N client report services.
 
-Run: .venv/bin/python -m benchmarks.collection [--clients 200] [--reports 3] [--concurrency 50]
+Run: .venv/bin/python -m benchmarks.collection [--clients 200] [--reports 3] [--concurrency 200]
      [--workers 1,2] [--fleet-processes 2] [--baselines]
      (--baselines: also OpenSSH + xargs -P and Ansible raw; 1,000 clients: --clients 1000)
 
@@ -36,7 +36,7 @@ from benchmarks.ssh_before import ssh_before
 from hub.collector import Collector
 from hub.collector_pool import CollectorPool
 from hub.collector_worker import WorkerSpec
-from hub.config import CollectorSettings
+from hub.config import DEFAULT_CONCURRENCY, CollectorSettings
 from hub.keystore import KeyStore
 from hub.mongo import connect, connect_member, use_access
 from hub.mongo_access import ENV_PASSWORD_FILE, ENV_TLS_CA_FILE, MongoAccess, read_password_file
@@ -371,7 +371,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--reports", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="hubd's default unless given"
+    )
     parser.add_argument(
         "--workers",
         type=lambda text: [int(n) for n in text.split(",")],

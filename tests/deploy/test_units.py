@@ -159,7 +159,8 @@ def test_hubd_writes_only_its_workdir(units):
     assert hubd["ProtectSystem"] == ["strict"]
     assert hubd["ReadWritePaths"] == [defaults["hub_workdir"]]
     assert hubd["User"] == [defaults["hub_user"]]
-    assert int(hubd["LimitNOFILE"][0]) >= 4096
+    # the collector keeps one connection per client across rounds: room for a large fleet
+    assert int(hubd["LimitNOFILE"][0]) >= 500_000
 
 
 def test_hubd_open_files_grow_with_the_collector_concurrency(tmp_path):
