@@ -21,27 +21,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
 from benchmarks.collection_baselines import ansible_round, openssh_round, prepare
+from benchmarks.loopback_fleet import produce, start_loopback
 from benchmarks.ssh_before import ssh_before
 from hub.collector import Collector
 from hub.collector_pool import CollectorPool
 from hub.collector_worker import WorkerSpec
 from hub.config import DEFAULT_CONCURRENCY, CollectorSettings
-from hub.keystore import KeyStore
-from hub.mongo import connect, connect_member, use_access
-from hub.mongo_access import ENV_PASSWORD_FILE, ENV_TLS_CA_FILE, MongoAccess, read_password_file
-from hub.store import HubStore
-from hubcluster.keys import ensure_key_pair, import_public_key
 
 HERE = Path(__file__).resolve().parent
 CLOCK = os.sysconf("SC_CLK_TCK")
@@ -65,51 +58,6 @@ def machine_cpu() -> float:
     """CPU seconds every core of the machine has been busy, from /proc/stat."""
     ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK  # all but idle and iowait
-
-
-def start_standin() -> tuple[subprocess.Popen, str, MongoAccess]:
-    """The stand-in set, initiated with its users; returns hubd's access to it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from hubctl.app import main; main()", "lab", "mongo", "--initiate"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    uri = proc.stdout.readline().strip()
-    proc.stdout.readline()  # the control URL; this benchmark kills nothing
-    env: dict[str, str] = {}
-    for line in Path(proc.stdout.readline().strip()).read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
-    # The operator's password file sits beside hubd's: the benchmark collects as hubd.
-    password = read_password_file(Path(env[ENV_PASSWORD_FILE]).with_name("hubd"))
-    ca = env.get(ENV_TLS_CA_FILE)
-    return proc, uri, MongoAccess("hubd", password, tls_ca_file=Path(ca) if ca else None)
-
-
-def start_fleet(count: int, root: Path, reports: int, processes: int) -> tuple[list, list]:
-    procs, clients = [], []
-    share = -(-count // processes)
-    for first in range(0, count, share):
-        n = min(share, count - first)
-        args = [str(HERE / "fleet_server.py"), str(n), str(root), str(reports), str(first)]
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-            )
-        )
-    for proc in procs:
-        clients.extend(json.loads(proc.stdout.readline()))
-    return procs, clients
-
-
-def produce(fleet: list[subprocess.Popen]) -> None:
-    for proc in fleet:
-        proc.stdin.write("produce\n")
-        proc.stdin.flush()
-    for proc in fleet:
-        assert proc.stdout.readline().strip() == "ok"
 
 
 @dataclass
@@ -212,27 +160,14 @@ async def measure(bench: Bench, make: Collector, label: str, results: Results) -
 
 
 async def run(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="hubcluster-bench-"))
-    keystore = KeyStore(tmp / "hub" / "ppkeys")
-    hub_key, _ = ensure_key_pair(keystore.hub_private_key_path)
-    (tmp / "hub.pub").write_bytes(hub_key.export_public_key())
-    standin, uri, access = start_standin()
-    use_access(access)
-    fleet, clients = start_fleet(args.clients, tmp, args.reports, args.fleet_processes)
-    bench = Bench(args, fleet, standin)
+    lab = start_loopback(args.clients, args.reports, args.fleet_processes, "hubcluster-bench-")
+    bench = Bench(args, lab.fleet, lab.standin)
     results: Results = {}
     baselines = {}
+    keystore, hub_key = lab.keystore, lab.hub_key
     try:
-        client = connect(uri, timeout=30)
-        store = HubStore(client)
-        store.ensure_indexes()
-        for i, (sha, port) in enumerate(clients):
-            pub = (tmp / "clients" / f"c{i:05d}" / "ppkeys" / "localhost.pub").read_bytes()
-            keystore.add(import_public_key(pub))
-            store.record_host(sha, f"c{i:05d}", "127.0.0.1", port, hub="bench")
-        primary = "{}:{}".format(*client.primary)
+        own = lab.register()
         settings = CollectorSettings(concurrency=args.concurrency, ifelapsed=0)
-        own = HubStore(connect_member(uri, primary, timeout=10, retryWrites=False))
         # Repeats alternate the collectors, so that a burst of other work on a shared
         # machine falls on all of them alike; ratios are taken within a repeat.
         for _ in range(args.repeat):
@@ -250,34 +185,28 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 spec = WorkerSpec(
                     "bench",
-                    uri,
-                    primary,
+                    lab.uri,
+                    lab.primary,
                     chosen,
                     keystore.hub_private_key_path,
                     keystore.directory,
-                    access=access,
+                    access=lab.access,
                 )
                 pool = CollectorPool(
                     own, chosen, "bench", hub_key, keystore.get, lambda: True, spec
                 )
                 await measure(bench, pool, _label(workers), results)
         own.client.close()
-        client.close()
         if args.baselines:
-            files = prepare(tmp, clients, keystore.hub_private_key_path)
+            files = prepare(lab.tmp, lab.clients, keystore.hub_private_key_path)
             for name, fn in (("OpenSSH + xargs -P", openssh_round), ("Ansible raw", ansible_round)):
-                produce(fleet)
-                one = fn(tmp, files, args.clients, args.concurrency)
-                produce(fleet)
-                two = fn(tmp, files, args.clients, args.concurrency)
+                produce(lab.fleet)
+                one = fn(lab.tmp, files, args.clients, args.concurrency)
+                produce(lab.fleet)
+                two = fn(lab.tmp, files, args.clients, args.concurrency)
                 baselines[name] = (one, two)
     finally:
-        for proc in fleet:
-            proc.stdin.close()
-        for proc in fleet:
-            proc.wait(timeout=30)
-        standin.terminate()
-        standin.wait(timeout=30)
+        lab.stop()
     report(args, results, baselines)
 
 

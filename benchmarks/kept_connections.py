@@ -4,7 +4,7 @@ Run: .venv/bin/python -m benchmarks.kept_connections [--clients 2000]
 
 The collector keeps one SSH connection (and its `reports --stream` channel) per client
 across rounds, so a worker holds as many as it has clients. Against the stand-in set and
-N report services in other processes (as `benchmarks/collection.py` runs them), the real
+N report services in other processes (`benchmarks/loopback_fleet.py`), the real
 collector in this process pulls every client twice. Open files are counted with the
 connections kept against the baseline of the same process once the collector has closed
 them; resident memory against the baseline of the same process before the first round
@@ -18,16 +18,10 @@ import argparse
 import asyncio
 import gc
 import os
-import tempfile
-from pathlib import Path
 
-from benchmarks.collection import produce, start_fleet, start_standin
+from benchmarks.loopback_fleet import produce, start_loopback
 from hub.collector import Collector
 from hub.config import CollectorSettings
-from hub.keystore import KeyStore
-from hub.mongo import connect, connect_member, use_access
-from hub.store import HubStore
-from hubcluster.keys import ensure_key_pair, import_public_key
 
 
 def _files() -> int:
@@ -46,35 +40,20 @@ async def _settle() -> tuple[int, int]:
 
 
 async def measure(count: int) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="hubcluster-kept-"))
-    keystore = KeyStore(tmp / "hub" / "ppkeys")
-    hub_key, _ = ensure_key_pair(keystore.hub_private_key_path)
-    (tmp / "hub.pub").write_bytes(hub_key.export_public_key())
-    standin, uri, access = start_standin()
-    use_access(access)
-    fleet, clients = start_fleet(count, tmp, 3, 2)
+    lab = start_loopback(count, 3, 2, "hubcluster-kept-")
     try:
-        store = HubStore(connect(uri, timeout=30))
-        store.ensure_indexes()
-        for i, (sha, port) in enumerate(clients):
-            pub = (tmp / "clients" / f"c{i:05d}" / "ppkeys" / "localhost.pub").read_bytes()
-            keystore.add(import_public_key(pub))
-            store.record_host(sha, f"c{i:05d}", "127.0.0.1", port, hub="bench")
-        primary = "{}:{}".format(*store.client.primary)
-        own = HubStore(connect_member(uri, primary, timeout=10, retryWrites=False))
+        own = lab.register()
         settings = CollectorSettings(ifelapsed=0)
-        collector = Collector(own, settings, "bench", hub_key, keystore.get, lambda: True)
+        collector = Collector(own, settings, "bench", lab.hub_key, lab.keystore.get, lambda: True)
         _, before_rss = await _settle()
         rounds = [await collector.run_round()]
-        produce(fleet)
+        produce(lab.fleet)
         rounds.append(await collector.run_round())
         kept_files, kept_rss = await _settle()
         await collector.close()
         closed_files, closed_rss = await _settle()
     finally:
-        for proc in fleet:
-            proc.kill()
-        standin.kill()
+        lab.stop()
     pulled = rounds[-1].pulled
     files = kept_files - closed_files
     held = kept_rss - before_rss

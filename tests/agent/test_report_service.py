@@ -38,9 +38,9 @@ def serving(make_hubs, loop_thread, tmp_path):
     spool.close()
 
 
-async def pull(port: int, key, client_key, command: str) -> asyncssh.SSHCompletedProcess:
+def connect_as_collector(port: int, key, client_key):
     # As the collector connects: the hub key, and the client's key checked against ppkeys/.
-    async with asyncssh.connect(
+    return asyncssh.connect(
         "127.0.0.1",
         port,
         username="hubcluster",
@@ -49,7 +49,11 @@ async def pull(port: int, key, client_key, command: str) -> asyncssh.SSHComplete
         agent_path=None,
         config=None,
         connect_timeout=5,
-    ) as conn:
+    )
+
+
+async def pull(port: int, key, client_key, command: str) -> asyncssh.SSHCompletedProcess:
+    async with connect_as_collector(port, key, client_key) as conn:
         return await conn.run(command, check=False, timeout=10)
 
 
@@ -75,16 +79,7 @@ def test_hub_key_pulls_reports_as_the_collector_reads_them(serving):
 
 async def stream(port: int, key, client_key, asks: list[str]) -> tuple[list[list[str]], int]:
     """Each ask's answer on one `reports --stream` channel, through its last (#) line."""
-    async with asyncssh.connect(
-        "127.0.0.1",
-        port,
-        username="hubcluster",
-        client_keys=[key],
-        known_hosts=([client_key.convert_to_public()], [], []),
-        agent_path=None,
-        config=None,
-        connect_timeout=5,
-    ) as conn:
+    async with connect_as_collector(port, key, client_key) as conn:
         process = await conn.create_process("reports --stream")
         answers = []
         for ask in asks:
