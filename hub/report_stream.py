@@ -97,14 +97,12 @@ class LineSplitter:
             self.answer.lines.append(_line(self._current, self._head, self._size, whole=True))
 
 
-async def _read(
-    stdout: asyncssh.SSHReader[bytes], lines: LineSplitter, budget: int, stream: bool
-) -> None:
+async def _read(stdout: asyncssh.SSHReader[bytes], lines: LineSplitter, budget: int) -> None:
     answer = lines.answer
     while answer.bytes_read < budget:
         chunk = await stdout.read(min(CHUNK, budget - answer.bytes_read))
         if not chunk:
-            if stream:
+            if lines.stream:
                 if answer.bytes_read == 0:
                     raise ConnectionResetError("the report stream was closed")
                 raise ValueError("the report service closed its stream inside an answer")
@@ -126,7 +124,7 @@ async def read_answer(
     answer = Answer()
     process = await conn.create_process(command, encoding=None)
     try:
-        await _read(process.stdout, LineSplitter(answer, max_line, stream=False), budget, False)
+        await _read(process.stdout, LineSplitter(answer, max_line, stream=False), budget)
         if answer.complete:
             answer.stderr = (await process.stderr.read(HEAD)).decode("utf-8", "replace")
             await process.wait_closed()
@@ -168,7 +166,7 @@ class ReportLink:
         answer = Answer()
         try:
             process.stdin.write(command.encode() + b"\n")
-            await _read(process.stdout, LineSplitter(answer, max_line, stream=True), budget, True)
+            await _read(process.stdout, LineSplitter(answer, max_line, stream=True), budget)
         except (BrokenPipeError, ConnectionResetError):  # closed before an answer
             try:
                 if opened:
