@@ -82,8 +82,7 @@ class LoopbackFleet:
     access: MongoAccess  # hubd's, which the collector uses
     fleet: list[subprocess.Popen]
     clients: list  # (host key sha, report service port), in client order
-    own: HubStore | None = None  # the collector's store: the primary member only
-    primary: str = ""
+    primary: str = ""  # set by register()
 
     def register(self) -> HubStore:
         """Record every client as a host and trust its key; returns the collector's store,
@@ -97,8 +96,7 @@ class LoopbackFleet:
             store.record_host(sha, f"c{i:05d}", "127.0.0.1", port, hub="bench")
         self.primary = "{}:{}".format(*client.primary)
         client.close()
-        self.own = HubStore(connect_member(self.uri, self.primary, timeout=10, retryWrites=False))
-        return self.own
+        return HubStore(connect_member(self.uri, self.primary, timeout=10, retryWrites=False))
 
     def stop(self) -> None:
         for proc in self.fleet:
